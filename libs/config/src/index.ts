@@ -1,0 +1,2 @@
+export { MeshConfig, portOf, publicBaseUrl } from './mesh-config.js';
+export { ConfigError, loadConfig } from './load-config.js';

@@ -1,0 +1,76 @@
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, MinLength } from 'class-validator';
+import { MAX_CALLBACK_MAX_BODY_BYTES } from '@backchannel/contracts';
+
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+const toBool = ({ value }: { value: unknown }): unknown => {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return value;
+};
+
+/**
+ * Every variable of CONTRACT.md §8, validated once at boot. All services read the same
+ * set so one ConfigMap configures the whole mesh; each uses what it needs.
+ */
+export class MeshConfig {
+  /** Broker URL(s), comma-separated. Required: a service never guesses a broker. */
+  @IsString()
+  @MinLength(1, { message: 'NATS_URL is required (npm start sets it; a service started alone needs it)' })
+  NATS_URL!: string;
+
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  PUBLIC_BASE_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'INTERNAL_API_TOKEN must be at least 16 characters' })
+  INTERNAL_API_TOKEN?: string;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) INGRESS_PORT = 8080;
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) TOKEN_AUTHORITY_PORT = 8081;
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) SEQUENCER_PORT = 8082;
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) INJECTOR_PORT = 8083;
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535) DISPATCHER_PORT = 8084;
+
+  @Transform(toInt) @IsInt() @Min(1_000) @Max(86_400_000) REPLAY_TTL_MS = 600_000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1_024)
+  @Max(MAX_CALLBACK_MAX_BODY_BYTES)
+  CALLBACK_MAX_BODY_BYTES = 262_144;
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000) INGRESS_RATE_LIMIT_PER_SOURCE = 500;
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_024) SEQUENCER_PARTITIONS = 16;
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000) SEQUENCER_MAX_HELD_PER_CONVERSATION = 1_000;
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000) DISPATCHER_MAX_CONCURRENCY = 256;
+  @Transform(toInt) @IsInt() @IsIn([1, 3, 5]) STREAM_REPLICAS = 1;
+  @Transform(toBool) @IsBoolean() DISPATCHER_ALLOW_PRIVATE_NETWORKS = false;
+  @IsIn(['debug', 'info', 'warn', 'error']) LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error' = 'info';
+}
+
+/** The port each service listens on, by service name. */
+export function portOf(config: MeshConfig, service: string): number {
+  switch (service) {
+    case 'callback-ingress':
+      return config.INGRESS_PORT;
+    case 'token-authority':
+      return config.TOKEN_AUTHORITY_PORT;
+    case 'ordering-sequencer':
+      return config.SEQUENCER_PORT;
+    case 'conversation-injector':
+      return config.INJECTOR_PORT;
+    case 'tool-dispatcher':
+      return config.DISPATCHER_PORT;
+    default:
+      throw new Error(`unknown service ${service}`);
+  }
+}
+
+/** `PUBLIC_BASE_URL`, defaulting to the ingress on loopback (CONTRACT.md §8). */
+export function publicBaseUrl(config: MeshConfig): string {
+  return (config.PUBLIC_BASE_URL ?? `http://127.0.0.1:${config.INGRESS_PORT}`).replace(/\/+$/, '');
+}

@@ -1,0 +1,16 @@
+import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { LOGGER } from './tokens.js';
+import { sendError, toHttpApiError, type ErrorLogger } from './error-rendering.js';
+
+/** Renders every error a route throws as the contract's envelope. */
+@Catch()
+export class EnvelopeFilter implements ExceptionFilter {
+  constructor(@Inject(LOGGER) private readonly logger: ErrorLogger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const reply = http.getResponse();
+    if (reply.sent) return;
+    sendError(reply, http.getRequest(), toHttpApiError(exception, this.logger));
+  }
+}

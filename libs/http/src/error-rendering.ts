@@ -1,0 +1,68 @@
+import { HttpException } from '@nestjs/common';
+import { ApiError, type ErrorCode } from '@backchannel/contracts';
+import { BrokerUnavailableError } from '@backchannel/messaging';
+import { traceFrom } from '@backchannel/observability';
+
+interface MinimalRequest {
+  id?: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+interface MinimalReply {
+  status(code: number): MinimalReply;
+  header(name: string, value: string): MinimalReply;
+  send(payload: unknown): unknown;
+  sent?: boolean;
+}
+
+export interface ErrorLogger {
+  error(object: Record<string, unknown>, message: string): void;
+}
+
+/** Fastify's own errors (body parsing, limits) mapped to contract codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
+  FST_ERR_VALIDATION: 'invalid_request',
+};
+
+/** Any thrown value as a contract error. Unknown ones are logged (scrubbed) and become 500. */
+export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof BrokerUnavailableError) {
+    return new ApiError('unavailable', 'the broker cannot take the request now; retry', {
+      headers: { 'retry-after': '1' },
+    });
+  }
+  const fastifyCode = (error as { code?: string }).code;
+  if (fastifyCode && FASTIFY_CODES[fastifyCode]) {
+    const code = FASTIFY_CODES[fastifyCode];
+    const detail = code === 'invalid_request' ? 'the body is not valid JSON' : (error as Error).message;
+    return new ApiError(code, detail, code === 'invalid_request' ? { pointer: '' } : {});
+  }
+  if (error instanceof SyntaxError || (error as { statusCode?: number }).statusCode === 400) {
+    return new ApiError('invalid_request', 'the body is not valid JSON', { pointer: '' });
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    if (status === 404) return new ApiError('not_found', 'no such route');
+    if (status === 415) return new ApiError('unsupported_media_type', 'the body must be application/json');
+    if (status === 413) return new ApiError('payload_too_large', 'the body is too large');
+    if (status < 500) return new ApiError('invalid_request', error.message);
+  }
+  logger.error({ err: error }, 'unexpected error');
+  return new ApiError('internal_error', 'an unexpected error occurred');
+}
+
+/** Writes the envelope (CONTRACT.md §5) with the request and trace ids in `meta`. */
+export function sendError(reply: MinimalReply, request: MinimalRequest, error: ApiError): void {
+  const traceId = traceFrom(request.headers['traceparent']).traceId;
+  for (const [name, value] of Object.entries(error.headers ?? {})) reply.header(name, value);
+  reply
+    .status(error.status)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify({ errors: [error.toErrorObject({ requestId: request.id, traceId })] }));
+}

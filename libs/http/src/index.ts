@@ -1,0 +1,6 @@
+export { startService, runService, type RunningService, type ServiceContext, type ServiceDefinition, type StartOptions } from './service-runtime.js';
+export { Readiness } from './readiness.js';
+export { internalAuthCheck } from './internal-auth.js';
+export { validateDto } from './validation.js';
+export { sendError, toHttpApiError } from './error-rendering.js';
+export { LOGGER, NATS_HANDLES } from './tokens.js';

@@ -1,0 +1,29 @@
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+
+/** A service's handles on the broker, opened once at boot. */
+export interface NatsHandles {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+/**
+ * Connects with endless reconnects: a broker restart must not kill a service, which
+ * answers 503 meanwhile and carries on when the broker is back.
+ */
+export async function connectNats(servers: string, name: string): Promise<NatsHandles> {
+  const nc = await connect({
+    servers: servers.split(',').map((server) => server.trim()),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+    pingInterval: 5_000,
+  });
+  // JetStream API calls fail fast while the broker is away; callers map that to 503.
+  const js = jetstream(nc, { timeout: 5_000 });
+  const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+  return { nc, js, jsm };
+}
