@@ -1,15 +1,15 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { API_KEYS_BUCKET, IDEMPOTENCY_BUCKET, WORK_ITEMS_BUCKET } from '@backchannel/contracts';
 import type { ServiceContext } from '@backchannel/http';
-import { JsonBucket, WorkLedger } from '@backchannel/messaging';
+import { JsonBucket, WorkItemRecords, WorkLedger } from '@backchannel/messaging';
 import { ApiKeysController } from './api-keys/api-keys.controller.js';
 import { ApiKeysService } from './api-keys/api-keys.service.js';
-import { Clock } from './clock.js';
+import { Clock } from '@backchannel/config';
 import { ConversationsController } from './conversations/conversations.controller.js';
 import { ConversationsService } from './conversations/conversations.service.js';
 import { TokenAuthorityHandlers } from './token-authority.handlers.js';
 import { CallbackUrls } from './work-items/callback-urls.js';
-import { IdempotencyRecords, WorkItemRecords } from './work-items/work-item.store.js';
+import { IdempotencyRecords } from './work-items/work-item.store.js';
 import { WorkItemEnds } from './work-items/work-item-ends.js';
 import { WorkItemsController } from './work-items/work-items.controller.js';
 import { WorkItemsService } from './work-items/work-items.service.js';

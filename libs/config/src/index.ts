@@ -1,2 +1,3 @@
 export { MeshConfig, portOf, publicBaseUrl } from './mesh-config.js';
 export { ConfigError, loadConfig } from './load-config.js';
+export { Clock } from './clock.js';

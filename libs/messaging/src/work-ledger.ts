@@ -121,6 +121,16 @@ export class WorkLedger {
     return this.readLast(workItemProgressSubject(this.partitionOf(conversationId), conversationId, workItemId));
   }
 
+  /** Every accepted progress update of a work item, oldest first (at most 10). */
+  async progressEvents(conversationId: string, workItemId: string): Promise<Stored<WorkItemProgressEvent>[]> {
+    const subject = workItemProgressSubject(this.partitionOf(conversationId), conversationId, workItemId);
+    const events: Stored<WorkItemProgressEvent>[] = [];
+    for (let next = await this.readNext<WorkItemProgressEvent>(subject, 1); next; next = await this.readNext(subject, next.seq + 1)) {
+      events.push(next);
+    }
+    return events;
+  }
+
   /** Appends a progress update if no other was accepted since `expectedLastSeq`. */
   async appendProgress(event: WorkItemProgressEvent, expectedLastSeq: number): Promise<AppendResult> {
     const subject = workItemProgressSubject(this.partitionOf(event.conversation_id), event.conversation_id, event.work_item_id);

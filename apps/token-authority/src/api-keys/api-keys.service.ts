@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ulid } from 'ulid';
 import { API_KEY_ID_PREFIX, ApiError, KV_KEYS, hashSecret, mintApiKey, type ApiKeyRecord } from '@backchannel/contracts';
 import { JsonBucket } from '@backchannel/messaging';
-import { Clock } from '../clock.js';
+import { Clock } from '@backchannel/config';
 
 /** Tenant API keys: shown once at creation, kept as a hash, revocable. */
 @Injectable()

@@ -8,7 +8,7 @@ import {
   type WorkItemRegisteredEvent,
 } from '@backchannel/contracts';
 import { WorkLedger, type Stored } from '@backchannel/messaging';
-import { Clock } from '../clock.js';
+import { Clock } from '@backchannel/config';
 import { WorkItemEnds } from '../work-items/work-item-ends.js';
 
 export interface ConversationView {

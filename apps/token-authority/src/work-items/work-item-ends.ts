@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { WorkItemEndedEvent, WorkItemOutcome, WorkItemRecord, WorkItemRegisteredEvent } from '@backchannel/contracts';
 import { WorkLedger, type EndResult } from '@backchannel/messaging';
 import { newTraceId } from '@backchannel/observability';
-import { Clock } from '../clock.js';
+import { Clock } from '@backchannel/config';
 
 type ItemRef = Pick<WorkItemRecord, 'conversation_id' | 'work_item_id' | 'expires_at'>;
 

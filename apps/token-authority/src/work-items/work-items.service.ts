@@ -15,10 +15,10 @@ import {
   type WorkItemEndedEvent,
   type WorkItemState,
 } from '@backchannel/contracts';
-import { WorkLedger, type Stored } from '@backchannel/messaging';
-import { Clock } from '../clock.js';
+import { WorkItemRecords, WorkLedger, type Stored } from '@backchannel/messaging';
+import { Clock } from '@backchannel/config';
 import { CallbackUrls } from './callback-urls.js';
-import { IdempotencyRecords, WorkItemRecords } from './work-item.store.js';
+import { IdempotencyRecords } from './work-item.store.js';
 import { WorkItemEnds } from './work-item-ends.js';
 import { idempotencyScopeHash, sealToken, unsealToken } from './idempotency-seal.js';
 

@@ -1,0 +1,168 @@
+import { Injectable } from '@nestjs/common';
+import {
+  ApiError,
+  MAX_PROGRESS_UPDATES,
+  isCallbackToken,
+  isWorkItemId,
+  secretMatchesHash,
+  type WorkItemEndedEvent,
+  type WorkItemProgressEvent,
+  type WorkItemRecord,
+} from '@backchannel/contracts';
+import { MeshConfig } from '@backchannel/config';
+import { WorkItemRecords, WorkLedger, type EndResult, type Stored } from '@backchannel/messaging';
+import { newTraceId } from '@backchannel/observability';
+import { Clock } from '@backchannel/config';
+import { bodyHash } from './body-hash.js';
+import { outcomeOfCallback, progressOfBody } from './callback-body.js';
+
+export interface CallbackAnswer {
+  status: 200 | 202;
+  body: { status: 'accepted'; work_item_id: string; duplicate?: boolean };
+}
+
+/** Enough rounds for ten progress writers racing on one item. */
+const MAX_PROGRESS_ATTEMPTS = 20;
+
+/**
+ * The callback pipeline (CONTRACT.md §3), as numbered steps:
+ * 1. verify the token against the work item's record (401 for every kind of bad token);
+ * 2. check the body's shape for the item's kind (400 with a pointer);
+ * 3. record the end on the work item's end subject, first write wins: that write *is*
+ *    the redeem, so no crash between "checked" and "stored" can lose a result;
+ * 4. answer from whichever end won: 202 new, 200 identical replay, 410 closed, 409 conflict.
+ */
+@Injectable()
+export class CallbacksService {
+  private readonly replayTtlMs: number;
+
+  constructor(
+    private readonly records: WorkItemRecords,
+    private readonly ledger: WorkLedger,
+    private readonly clock: Clock,
+    config: MeshConfig,
+  ) {
+    this.replayTtlMs = config.REPLAY_TTL_MS;
+  }
+
+  async accept(workItemId: string, token: unknown, body: unknown, traceId: string): Promise<CallbackAnswer> {
+    const record = await this.authenticate(workItemId, token);
+    const outcome = outcomeOfCallback(body, record.kind);
+    const hash = bodyHash(body);
+    const result = this.pastDeadline(record)
+      ? await this.recordTimeout(record)
+      : await this.ledger.recordEnd({
+          type: 'work_item.ended',
+          conversation_id: record.conversation_id,
+          work_item_id: workItemId,
+          outcome,
+          body_hash: hash,
+          trace_id: traceId,
+          at: this.clock.nowIso(),
+        });
+    return this.answer(workItemId, result, hash);
+  }
+
+  async progress(workItemId: string, token: unknown, body: unknown, traceId: string): Promise<CallbackAnswer> {
+    const record = await this.authenticate(workItemId, token);
+    const progress = progressOfBody(body);
+    for (let attempt = 0; attempt < MAX_PROGRESS_ATTEMPTS; attempt++) {
+      await this.requirePending(record);
+      const accepted = await this.acceptedProgress(record);
+      if (progress.id !== undefined && accepted.some((stored) => stored.event.progress_id === progress.id)) {
+        return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
+      }
+      if (accepted.length >= MAX_PROGRESS_UPDATES) {
+        throw new ApiError('progress_limit_reached', `at most ${MAX_PROGRESS_UPDATES} progress updates per work item`);
+      }
+      const appended = await this.ledger.appendProgress(
+        {
+          type: 'work_item.progress',
+          conversation_id: record.conversation_id,
+          work_item_id: workItemId,
+          index: accepted.length + 1,
+          ...(progress.id !== undefined ? { progress_id: progress.id } : {}),
+          progress: { message: progress.message, ...(progress.percent !== undefined ? { percent: progress.percent } : {}) },
+          trace_id: traceId,
+          at: this.clock.nowIso(),
+        },
+        accepted.at(-1)?.seq ?? 0,
+      );
+      if (appended.ok) return { status: 202, body: { status: 'accepted', work_item_id: workItemId } };
+    }
+    throw new ApiError('unavailable', 'too many concurrent progress updates; retry', { headers: { 'retry-after': '1' } });
+  }
+
+  /** Step 1. Malformed ids and tokens never reach a store (CONTRACT.md §1). */
+  private async authenticate(workItemId: string, token: unknown): Promise<WorkItemRecord> {
+    if (!isWorkItemId(workItemId) || !isCallbackToken(token)) throw invalidToken();
+    const record = await this.records.get(workItemId);
+    if (!record || !secretMatchesHash(token, record.token_hash)) throw invalidToken();
+    return record;
+  }
+
+  private answer(workItemId: string, result: EndResult, hash: string): CallbackAnswer {
+    if (result.outcome === 'recorded') return { status: 202, body: { status: 'accepted', work_item_id: workItemId, duplicate: false } };
+    const end = result.end;
+    if (this.forgotten(end)) throw invalidToken();
+    if (sameCallback(end.event, hash)) return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
+    throw closedError(end.event);
+  }
+
+  private async requirePending(record: WorkItemRecord): Promise<void> {
+    const end = this.pastDeadline(record)
+      ? (await this.recordTimeout(record)).end
+      : await this.ledger.readEnd(record.conversation_id, record.work_item_id);
+    if (!end) return;
+    if (this.forgotten(end)) throw invalidToken();
+    if (end.event.outcome.state === 'cancelled' && end.event.outcome.reason === 'conversation_ended') {
+      throw new ApiError('conversation_ended', 'the conversation has ended');
+    }
+    throw new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: end.event.outcome.state } });
+  }
+
+  private acceptedProgress(record: WorkItemRecord): Promise<Stored<WorkItemProgressEvent>[]> {
+    return this.ledger.progressEvents(record.conversation_id, record.work_item_id);
+  }
+
+  private pastDeadline(record: WorkItemRecord): boolean {
+    return this.clock.now() >= Date.parse(record.expires_at);
+  }
+
+  /** Whoever notices a passed deadline first records it; the end is `timed_out` either way. */
+  private recordTimeout(record: WorkItemRecord): Promise<EndResult> {
+    return this.ledger.recordEnd({
+      type: 'work_item.ended',
+      conversation_id: record.conversation_id,
+      work_item_id: record.work_item_id,
+      outcome: { state: 'timed_out' },
+      trace_id: newTraceId(),
+      at: record.expires_at,
+    });
+  }
+
+  /** Past `REPLAY_TTL_MS` after its end a token is forgotten: 401 like any unknown one. */
+  private forgotten(end: Stored<WorkItemEndedEvent>): boolean {
+    return this.clock.now() > Date.parse(end.event.at) + this.replayTtlMs;
+  }
+}
+
+function sameCallback(end: WorkItemEndedEvent, hash: string): boolean {
+  return end.body_hash === hash && (end.outcome.state === 'completed' || (end.outcome.state === 'failed' && end.outcome.by === 'callback'));
+}
+
+function closedError(end: WorkItemEndedEvent): ApiError {
+  const outcome = end.outcome;
+  if (outcome.state === 'completed' || (outcome.state === 'failed' && outcome.by === 'callback')) {
+    return new ApiError('token_already_used', 'this token was already used with a different body');
+  }
+  if (outcome.state === 'cancelled' && outcome.reason === 'conversation_ended') {
+    return new ApiError('conversation_ended', 'the conversation has ended');
+  }
+  return new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: outcome.state } });
+}
+
+/** One answer for every kind of bad token: it never says which (CONTRACT.md §3). */
+function invalidToken(): ApiError {
+  return new ApiError('invalid_token', 'the callback token is missing, malformed, unknown or not valid for this work item');
+}

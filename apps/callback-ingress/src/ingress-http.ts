@@ -1,0 +1,31 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '@backchannel/contracts';
+import type { ServiceContext } from '@backchannel/http';
+
+const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
+
+/**
+ * The public edge's HTTP settings. Only JSON bodies are parsed (anything else is 415);
+ * the per-source rate limit runs after parsing so 413/415/400 win over 429, as the
+ * precedence of CONTRACT.md §3 requires.
+ */
+export async function configureIngressHttp(fastify: FastifyInstance, context: ServiceContext): Promise<void> {
+  fastify.removeContentTypeParser(['text/plain']);
+  await fastify.register(helmet, { global: true });
+  await fastify.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: context.config.INGRESS_RATE_LIMIT_PER_SOURCE,
+    timeWindow: 1_000,
+    keyGenerator: (request) => request.ip,
+    allowList: (request) => !request.url.startsWith(WEBHOOKS_PREFIX),
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+    addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
+    errorResponseBuilder: (_request, context) =>
+      new ApiError('rate_limited', 'too many callbacks from this source; retry later', {
+        headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1_000))) },
+      }),
+  });
+}
