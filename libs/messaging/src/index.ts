@@ -6,3 +6,6 @@ export { WorkLedger, type AppendResult, type EndResult, type Stored } from './wo
 export { RpcServer, toApiError, type RpcHandler, type RpcLogger } from './rpc-server.js';
 export { JsonBucket, type Versioned } from './json-bucket.js';
 export { WorkItemRecords } from './work-item-records.js';
+export { PartitionLeases, type Lease, type LeaseOptions } from './partition-leases.js';
+export { PartitionedConsumers, type Disposition, type PartitionedConsumerOptions } from './partitioned-consumers.js';
+export { ReleaseLog } from './release-log.js';
