@@ -26,7 +26,11 @@ export class PlatformClient {
   }
 
   async endConversation(conversationId: string): Promise<any> {
-    return (await http('POST', `${this.tokenAuthorityUrl}/internal/v1/conversations/${conversationId}/end`, { internal: true })).body;
+    return (
+      await http('POST', `${this.tokenAuthorityUrl}/internal/v1/conversations/${conversationId}/end`, {
+        internal: true,
+      })
+    ).body;
   }
 
   async cancel(workItemId: string): Promise<{ status: number; body: any }> {
@@ -34,7 +38,8 @@ export class PlatformClient {
   }
 
   async workItem(workItemId: string): Promise<any> {
-    return (await http('GET', `${this.tokenAuthorityUrl}/internal/v1/work-items/${workItemId}`, { internal: true })).body;
+    return (await http('GET', `${this.tokenAuthorityUrl}/internal/v1/work-items/${workItemId}`, { internal: true }))
+      .body;
   }
 }
 

@@ -11,7 +11,9 @@ export class ReleaseWatcher {
     const nc = await connect({ servers: url, maxReconnectAttempts: -1 });
     const watcher = new ReleaseWatcher(nc);
     nc.subscribe(`${RELEASE_SUBJECT_PREFIX}.>`, {
-      callback: (_error, msg) => watcher.releases.push(msg.json<ReleaseMessage>()),
+      callback: (_error, msg) => {
+        watcher.releases.push(msg.json<ReleaseMessage>());
+      },
     });
     await nc.flush();
     return watcher;

@@ -14,8 +14,14 @@ export class CallbackIngressModule {
       controllers: [CallbacksController],
       providers: [
         { provide: Clock, useValue: clock },
-        { provide: WorkLedger, useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS) },
-        { provide: WorkItemRecords, useValue: new WorkItemRecords(new JsonBucket(context.buckets.get(WORK_ITEMS_BUCKET.bucket)!)) },
+        {
+          provide: WorkLedger,
+          useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
+        },
+        {
+          provide: WorkItemRecords,
+          useValue: new WorkItemRecords(new JsonBucket(context.buckets.get(WORK_ITEMS_BUCKET.bucket)!)),
+        },
         CallbacksService,
       ],
     };

@@ -22,7 +22,12 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
     keyGenerator: (request) => request.ip,
     allowList: (request) => !request.url.startsWith(WEBHOOKS_PREFIX),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
-    addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
+    addHeaders: {
+      'x-ratelimit-limit': false,
+      'x-ratelimit-remaining': false,
+      'x-ratelimit-reset': false,
+      'retry-after': true,
+    },
     errorResponseBuilder: (_request, context) =>
       new ApiError('rate_limited', 'too many callbacks from this source; retry later', {
         headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1_000))) },

@@ -34,7 +34,9 @@ describe('callback ingress: the answer table', () => {
 
   it('202 first, 200 duplicate for the same JSON value re-serialised, 409 for another body', async () => {
     const item = await newItem();
-    const first = await postCallback(ingress.service.url, item.work_item_id, item.token, { result: { a: 1, b: [1, 2] } });
+    const first = await postCallback(ingress.service.url, item.work_item_id, item.token, {
+      result: { a: 1, b: [1, 2] },
+    });
     expect(first.status).toBe(202);
     expect(first.body).toEqual({ status: 'accepted', work_item_id: item.work_item_id, duplicate: false });
 
@@ -66,17 +68,21 @@ describe('callback ingress: the answer table', () => {
       expect(answer.body.errors[0].code).toBe('invalid_token');
       expect(JSON.stringify(answer.body)).not.toContain(item.token);
     }
-    expect(answers.map((a) => a.body.errors[0].detail)).toEqual(Array(5).fill(answers[0]!.body.errors[0].detail));
+    expect(answers.map((a) => a.body.errors[0].detail)).toEqual(Array(5).fill(answers[0].body.errors[0].detail));
   });
 
   it('400 with a pointer for the wrong shape; 413, 415 and malformed JSON', async () => {
     const item = await newItem();
-    const wrongKind = await postCallback(ingress.service.url, item.work_item_id, item.token, { message: { content: 'hi' } });
+    const wrongKind = await postCallback(ingress.service.url, item.work_item_id, item.token, {
+      message: { content: 'hi' },
+    });
     expect(wrongKind.status).toBe(400);
     expect(wrongKind.body.errors[0].source.pointer).toBe('/message');
     const two = await postCallback(ingress.service.url, item.work_item_id, item.token, { result: 1, errors: [] });
     expect(two.status).toBe(400);
-    const badError = await postCallback(ingress.service.url, item.work_item_id, item.token, { errors: [{ code: 'x' }] });
+    const badError = await postCallback(ingress.service.url, item.work_item_id, item.token, {
+      errors: [{ code: 'x' }],
+    });
     expect(badError.body.errors[0].source.pointer).toBe('/errors/0/title');
 
     const tooBig = await postCallback(ingress.service.url, item.work_item_id, item.token, { result: 'x'.repeat(5000) });
@@ -114,9 +120,15 @@ describe('callback ingress: the answer table', () => {
     const item = await newItem();
     const url = `${ingress.service.url}/api/v1/webhooks/${item.work_item_id}/progress`;
     const headers = { 'x-callback-token': item.token };
-    const first = await http('POST', url, { body: { progress: { id: 'p1', message: 'working', percent: 10 } }, headers });
+    const first = await http('POST', url, {
+      body: { progress: { id: 'p1', message: 'working', percent: 10 } },
+      headers,
+    });
     expect(first.status).toBe(202);
-    const again = await http('POST', url, { body: { progress: { id: 'p1', message: 'working', percent: 10 } }, headers });
+    const again = await http('POST', url, {
+      body: { progress: { id: 'p1', message: 'working', percent: 10 } },
+      headers,
+    });
     expect(again.status).toBe(200);
     expect(again.body.duplicate).toBe(true);
     for (let i = 2; i <= 10; i++) {
@@ -125,7 +137,9 @@ describe('callback ingress: the answer table', () => {
     const eleventh = await http('POST', url, { body: { progress: { message: 'too many' } }, headers });
     expect(eleventh.status).toBe(429);
     expect(eleventh.body.errors[0].code).toBe('progress_limit_reached');
-    expect((await postCallback(ingress.service.url, item.work_item_id, item.token, { result: 'done' })).status).toBe(202);
+    expect((await postCallback(ingress.service.url, item.work_item_id, item.token, { result: 'done' })).status).toBe(
+      202,
+    );
     const late = await http('POST', url, { body: { progress: { message: 'late' } }, headers });
     expect(late.status).toBe(410);
   });

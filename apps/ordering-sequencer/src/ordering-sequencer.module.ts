@@ -15,9 +15,15 @@ export class OrderingSequencerModule {
       providers: [
         { provide: Clock, useValue: clock },
         { provide: SERVICE_CONTEXT, useValue: context },
-        { provide: WorkLedger, useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS) },
+        {
+          provide: WorkLedger,
+          useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
+        },
         { provide: ReleaseLog, useValue: new ReleaseLog(context.nats.js) },
-        { provide: SequencerStateStore, useValue: new SequencerStateStore(new JsonBucket(context.buckets.get(SEQUENCER_STATE_BUCKET.bucket)!)) },
+        {
+          provide: SequencerStateStore,
+          useValue: new SequencerStateStore(new JsonBucket(context.buckets.get(SEQUENCER_STATE_BUCKET.bucket)!)),
+        },
         SequencerService,
         WorkLogConsumer,
       ],

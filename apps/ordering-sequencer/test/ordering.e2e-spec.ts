@@ -35,10 +35,16 @@ describe('ordering sequencer: releases in conversation order', () => {
 
   it('results posted 3, 1, 2 are released 1, 2, 3', async () => {
     await platform.openConversation('order-1');
-    const items = [await platform.register('order-1'), await platform.register('order-1'), await platform.register('order-1')];
+    const items = [
+      await platform.register('order-1'),
+      await platform.register('order-1'),
+      await platform.register('order-1'),
+    ];
     for (const index of [2, 0, 1]) {
-      const item = items[index]!;
-      expect((await postCallback(ingressUrl, item.work_item_id, item.token, { result: { n: index + 1 } })).status).toBe(202);
+      const item = items[index];
+      expect((await postCallback(ingressUrl, item.work_item_id, item.token, { result: { n: index + 1 } })).status).toBe(
+        202,
+      );
     }
     const released = await eventually(() => {
       const releases = watcher.of('order-1');
@@ -55,7 +61,9 @@ describe('ordering sequencer: releases in conversation order', () => {
     const silent = await platform.register('order-2', { timeout_ms: 1_000 });
     const cancelled = await platform.register('order-2');
     const answered = await platform.register('order-2');
-    expect((await postCallback(ingressUrl, answered.work_item_id, answered.token, { result: 'late but fine' })).status).toBe(202);
+    expect(
+      (await postCallback(ingressUrl, answered.work_item_id, answered.token, { result: 'late but fine' })).status,
+    ).toBe(202);
     expect((await platform.cancel(cancelled.work_item_id)).status).toBe(200);
     const released = await eventually(
       () => {
@@ -66,7 +74,7 @@ describe('ordering sequencer: releases in conversation order', () => {
       { timeoutMs: 10_000 },
     );
     expect(released[0]).toMatchObject({ source: { type: 'timeout', work_item_id: silent.work_item_id, sequence: 1 } });
-    expect(released[0]!.errors![0]!.code).toBe('work_item_timed_out');
+    expect(released[0].errors![0].code).toBe('work_item_timed_out');
     expect(released[1]).toMatchObject({ source: { type: 'callback', sequence: 3 }, result: 'late but fine' });
   });
 

@@ -30,10 +30,18 @@ export class TokenAuthorityHandlers implements OnApplicationBootstrap, BeforeApp
 
   onApplicationBootstrap(): void {
     const s = API_SUBJECTS;
-    this.server.handle(s.conversationsOpen, async (body) => (await this.conversations.open(validateDto(OpenConversationDto, body))).view);
+    this.server.handle(
+      s.conversationsOpen,
+      async (body) => (await this.conversations.open(validateDto(OpenConversationDto, body))).view,
+    );
     this.server.handle(s.conversationsEnd, (body) => this.conversations.end(validateDto(EndConversationDto, body)));
-    this.server.handle(s.workItemsRegister, async (body) => (await this.workItems.register(validateDto(RegisterWorkItemDto, body))).reply);
-    this.server.handle(s.workItemsCancel, (body) => this.workItems.cancel(validateDto(WorkItemIdDto, body).work_item_id));
+    this.server.handle(
+      s.workItemsRegister,
+      async (body) => (await this.workItems.register(validateDto(RegisterWorkItemDto, body))).reply,
+    );
+    this.server.handle(s.workItemsCancel, (body) =>
+      this.workItems.cancel(validateDto(WorkItemIdDto, body).work_item_id),
+    );
     this.server.handle(s.workItemsGet, (body) => this.workItems.get(validateDto(WorkItemIdDto, body).work_item_id));
     this.server.handle(s.apiKeysCreate, (body) => this.apiKeys.create(validateDto(CreateApiKeyDto, body).tenant_id));
     this.server.handle(s.apiKeysRevoke, (body) => this.apiKeys.revoke(validateDto(ApiKeyIdDto, body).key_id));

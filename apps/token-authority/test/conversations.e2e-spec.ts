@@ -20,19 +20,31 @@ describe('token authority: conversations over HTTP', () => {
   });
 
   it('opens, reopens idempotently, refuses another tenant, ends', async () => {
-    const opened = await http('POST', `${base}/conversations`, { internal: true, body: { conversation_id: 'c:1', tenant_id: 't1' } });
+    const opened = await http('POST', `${base}/conversations`, {
+      internal: true,
+      body: { conversation_id: 'c:1', tenant_id: 't1' },
+    });
     expect(opened.status).toBe(201);
     expect(opened.body).toMatchObject({ conversation_id: 'c:1', tenant_id: 't1', state: 'active' });
 
-    const again = await http('POST', `${base}/conversations`, { internal: true, body: { conversation_id: 'c:1', tenant_id: 't1' } });
+    const again = await http('POST', `${base}/conversations`, {
+      internal: true,
+      body: { conversation_id: 'c:1', tenant_id: 't1' },
+    });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(opened.body);
 
-    const conflict = await http('POST', `${base}/conversations`, { internal: true, body: { conversation_id: 'c:1', tenant_id: 't2' } });
+    const conflict = await http('POST', `${base}/conversations`, {
+      internal: true,
+      body: { conversation_id: 'c:1', tenant_id: 't2' },
+    });
     expect(conflict.status).toBe(409);
     expect(conflict.body.errors[0].code).toBe('conversation_conflict');
 
-    const registered = await http('POST', `${base}/work-items`, { internal: true, body: { conversation_id: 'c:1', kind: 'tool' } });
+    const registered = await http('POST', `${base}/work-items`, {
+      internal: true,
+      body: { conversation_id: 'c:1', kind: 'tool' },
+    });
     expect(registered.status).toBe(201);
     expect(registered.body.sequence).toBe(1);
     expect(registered.body.callback.headers['x-callback-token']).toMatch(/^cbt_[A-Za-z0-9_-]{43}$/);
@@ -44,7 +56,10 @@ describe('token authority: conversations over HTTP', () => {
     const item = await http('GET', `${base}/work-items/${registered.body.work_item_id}`, { internal: true });
     expect(item.body.state).toBe('cancelled');
 
-    const reopened = await http('POST', `${base}/conversations`, { internal: true, body: { conversation_id: 'c:1', tenant_id: 't1' } });
+    const reopened = await http('POST', `${base}/conversations`, {
+      internal: true,
+      body: { conversation_id: 'c:1', tenant_id: 't1' },
+    });
     expect(reopened.status).toBe(410);
   });
 

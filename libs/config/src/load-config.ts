@@ -9,14 +9,20 @@ export class ConfigError extends Error {
   }
 }
 
-const SECRET_VARIABLES = new Set(['INTERNAL_API_TOKEN']);
+const SECRET_VARIABLES = new Set(['INTERNAL_API_TOKEN', 'NATS_PASSWORD']);
 
 /**
  * Reads and validates the environment once. The only place `process.env` is read; the
  * message names the variable and the rule, never a secret's value.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): MeshConfig {
-  const known = Object.keys(new MeshConfig()).concat(['NATS_URL', 'PUBLIC_BASE_URL', 'INTERNAL_API_TOKEN']);
+  const known = Object.keys(new MeshConfig()).concat([
+    'NATS_URL',
+    'PUBLIC_BASE_URL',
+    'INTERNAL_API_TOKEN',
+    'NATS_USER',
+    'NATS_PASSWORD',
+  ]);
   const plain: Record<string, string> = {};
   for (const key of known) {
     const value = env[key];

@@ -20,6 +20,13 @@ export class MeshConfig {
   @MinLength(1, { message: 'NATS_URL is required (npm start sets it; a service started alone needs it)' })
   NATS_URL!: string;
 
+  /** Broker credentials of this service (deployments give each service its own NATS user). */
+  @IsOptional() @IsString() @MinLength(1) NATS_USER?: string;
+  @IsOptional() @IsString() @MinLength(1) NATS_PASSWORD?: string;
+
+  /** Address the HTTP listener binds: loopback on one machine, `0.0.0.0` in a container. */
+  @IsString() @MinLength(1) HOST = '127.0.0.1';
+
   @IsOptional()
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
   PUBLIC_BASE_URL?: string;

@@ -7,3 +7,4 @@ export * from './msg-ids.js';
 export * from './limits.js';
 export * from './secrets.js';
 export * from './records.js';
+export * from './transcript-msg-ids.js';

@@ -1,4 +1,5 @@
 import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LOGGER } from './tokens.js';
 import { sendError, toHttpApiError, type ErrorLogger } from './error-rendering.js';
 
@@ -9,8 +10,8 @@ export class EnvelopeFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const reply = http.getResponse();
+    const reply = http.getResponse<FastifyReply>();
     if (reply.sent) return;
-    sendError(reply, http.getRequest(), toHttpApiError(exception, this.logger));
+    sendError(reply, http.getRequest<FastifyRequest>(), toHttpApiError(exception, this.logger));
   }
 }

@@ -1,4 +1,11 @@
-export { startService, runService, type RunningService, type ServiceContext, type ServiceDefinition, type StartOptions } from './service-runtime.js';
+export {
+  startService,
+  runService,
+  type RunningService,
+  type ServiceContext,
+  type ServiceDefinition,
+  type StartOptions,
+} from './service-runtime.js';
 export { Readiness } from './readiness.js';
 export { internalAuthCheck } from './internal-auth.js';
 export { validateDto } from './validation.js';

@@ -59,16 +59,19 @@ export interface StartOptions {
 
 /** Starts one service: validated config, broker connection, provisioning, HTTP. */
 export async function startService(definition: ServiceDefinition, options: StartOptions = {}): Promise<RunningService> {
-  const config = loadConfig(options.env ?? process.env);
+  const config = loadConfig(options.env);
   const logger = createLogger({
     service: definition.name,
     level: config.LOG_LEVEL,
-    knownSecrets: config.INTERNAL_API_TOKEN ? [config.INTERNAL_API_TOKEN] : [],
+    knownSecrets: [config.INTERNAL_API_TOKEN, config.NATS_PASSWORD].filter((secret): secret is string => !!secret),
     destination: options.logDestination,
   });
   const metrics = new Metrics(definition.name);
   const readiness = new Readiness();
-  const nats = await connectNats(config.NATS_URL, definition.name);
+  const nats = await connectNats(config.NATS_URL, definition.name, {
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
+  });
   watchConnection(nats, readiness, logger);
   await Promise.all(STREAMS.map((spec) => ensureStream(nats.jsm, spec, config.STREAM_REPLICAS)));
   const buckets = new Map<string, KV>();
@@ -86,7 +89,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     }),
     { logger: new NestPinoLogger(logger), abortOnError: false },
   );
-  const fastify = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
+  const fastify = app.getHttpAdapter().getInstance();
   const checkInternalAuth = internalAuthCheck(config.INTERNAL_API_TOKEN);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
@@ -95,18 +98,19 @@ export async function startService(definition: ServiceDefinition, options: Start
   fastify.setErrorHandler((error, request, reply) => sendError(reply, request, toHttpApiError(error, logger)));
   await definition.configureHttp?.(fastify, context);
   app.enableShutdownHooks([]);
-  await app.listen(options.port ?? portOf(config, definition.name), '127.0.0.1');
+  await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
   readiness.markStarted();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   logger.info({ port }, `${definition.name} ready`);
 
   let stopping: Promise<void> | undefined;
+  const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
   const stop = (): Promise<void> => {
     stopping ??= gracefulStop(app, context);
     return stopping;
   };
-  return { context, app, url: `http://127.0.0.1:${port}`, port, stop };
+  return { context, app, url: `http://${host}:${port}`, port, stop };
 }
 
 /**

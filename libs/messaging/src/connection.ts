@@ -13,10 +13,15 @@ export interface NatsHandles {
  * Connects with endless reconnects: a broker restart must not kill a service, which
  * answers 503 meanwhile and carries on when the broker is back.
  */
-export async function connectNats(servers: string, name: string): Promise<NatsHandles> {
+export async function connectNats(
+  servers: string,
+  name: string,
+  credentials: { user?: string; pass?: string } = {},
+): Promise<NatsHandles> {
   const nc = await connect({
     servers: servers.split(',').map((server) => server.trim()),
     name,
+    ...(credentials.user ? { user: credentials.user, pass: credentials.pass } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,

@@ -54,7 +54,9 @@ export class PartitionLeases {
         await this.bucket.update(key, { owner: memberId, expires_at: 0 }, current!.revision);
         this.drop(partition, lost);
       } else if (free && this.owned.size < fairShare) {
-        const ok = current ? await this.bucket.update(key, renewed, current.revision) : await this.bucket.create(key, renewed);
+        const ok = current
+          ? await this.bucket.update(key, renewed, current.revision)
+          : await this.bucket.create(key, renewed);
         if (ok !== false && !this.owned.has(partition)) {
           this.owned.add(partition);
           acquired.push(partition);

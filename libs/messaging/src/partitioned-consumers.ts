@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type ConsumerMessages,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { CONSUMER_ACK_WAIT_MS } from '@backchannel/contracts';
 import { JsonBucket } from './json-bucket.js';

@@ -102,7 +102,11 @@ export class WorkLedger {
    * wins; every caller learns the winner (CONTRACT.md §2: a work item ends exactly once).
    */
   async recordEnd(event: WorkItemEndedEvent): Promise<EndResult> {
-    const subject = workItemEndSubject(this.partitionOf(event.conversation_id), event.conversation_id, event.work_item_id);
+    const subject = workItemEndSubject(
+      this.partitionOf(event.conversation_id),
+      event.conversation_id,
+      event.work_item_id,
+    );
     const msgId = workItemEndMsgId(event.work_item_id, event.outcome.state, event.body_hash);
     const appended = await this.compareAndAppend(subject, event, 0, msgId);
     if (appended.ok) {
@@ -125,7 +129,11 @@ export class WorkLedger {
   async progressEvents(conversationId: string, workItemId: string): Promise<Stored<WorkItemProgressEvent>[]> {
     const subject = workItemProgressSubject(this.partitionOf(conversationId), conversationId, workItemId);
     const events: Stored<WorkItemProgressEvent>[] = [];
-    for (let next = await this.readNext<WorkItemProgressEvent>(subject, 1); next; next = await this.readNext(subject, next.seq + 1)) {
+    for (
+      let next = await this.readNext<WorkItemProgressEvent>(subject, 1);
+      next;
+      next = await this.readNext(subject, next.seq + 1)
+    ) {
       events.push(next);
     }
     return events;
@@ -133,7 +141,11 @@ export class WorkLedger {
 
   /** Appends a progress update if no other was accepted since `expectedLastSeq`. */
   async appendProgress(event: WorkItemProgressEvent, expectedLastSeq: number): Promise<AppendResult> {
-    const subject = workItemProgressSubject(this.partitionOf(event.conversation_id), event.conversation_id, event.work_item_id);
+    const subject = workItemProgressSubject(
+      this.partitionOf(event.conversation_id),
+      event.conversation_id,
+      event.work_item_id,
+    );
     return this.compareAndAppend(subject, event, expectedLastSeq, progressMsgId(event.work_item_id, event.index));
   }
 
@@ -182,5 +194,7 @@ function toStored<T>(message: StoredMsg): Stored<T> {
 
 function isMessageNotFound(error: unknown): boolean {
   const code = (error as { code?: number }).code;
-  return code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message));
+  return (
+    code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message))
+  );
 }

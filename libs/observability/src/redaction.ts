@@ -36,7 +36,11 @@ export function scrubSecrets(value: unknown, extraSecrets: readonly string[] = [
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => scrubSecrets(item, extraSecrets, depth + 1));
   if (value instanceof Error) {
-    return { type: value.name, message: scrubString(value.message, extraSecrets), stack: scrubString(value.stack ?? '', extraSecrets) };
+    return {
+      type: value.name,
+      message: scrubString(value.message, extraSecrets),
+      stack: scrubString(value.stack ?? '', extraSecrets),
+    };
   }
   const copy: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) copy[key] = scrubSecrets(item, extraSecrets, depth + 1);

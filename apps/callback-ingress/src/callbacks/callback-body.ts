@@ -14,7 +14,8 @@ export function outcomeOfCallback(body: unknown, kind: WorkItemKind): WorkItemOu
   }
   const present = Object.keys(body);
   const stray = present.find((key) => !(FINAL_FIELDS as readonly string[]).includes(key));
-  if (stray !== undefined) throw new ApiError('invalid_request', `${stray} is not allowed`, { pointer: `/${escape(stray)}` });
+  if (stray !== undefined)
+    throw new ApiError('invalid_request', `${stray} is not allowed`, { pointer: `/${escape(stray)}` });
   if (present.length !== 1) {
     const pointer = present.length === 0 ? '' : `/${present[1]}`;
     throw new ApiError('invalid_request', 'the body must hold exactly one of result, message or errors', { pointer });
@@ -37,7 +38,12 @@ export function progressOfBody(body: unknown): ProgressDto {
   return validateDto(ProgressBodyDto, body).progress;
 }
 
-function plainError(error: ErrorsBodyDto['errors'][number]): { code: string; title: string; detail?: string; meta?: Record<string, unknown> } {
+function plainError(error: ErrorsBodyDto['errors'][number]): {
+  code: string;
+  title: string;
+  detail?: string;
+  meta?: Record<string, unknown>;
+} {
   return {
     code: error.code,
     title: error.title,

@@ -82,7 +82,10 @@ export class CallbacksService {
           work_item_id: workItemId,
           index: accepted.length + 1,
           ...(progress.id !== undefined ? { progress_id: progress.id } : {}),
-          progress: { message: progress.message, ...(progress.percent !== undefined ? { percent: progress.percent } : {}) },
+          progress: {
+            message: progress.message,
+            ...(progress.percent !== undefined ? { percent: progress.percent } : {}),
+          },
           trace_id: traceId,
           at: this.clock.nowIso(),
         },
@@ -90,7 +93,9 @@ export class CallbacksService {
       );
       if (appended.ok) return { status: 202, body: { status: 'accepted', work_item_id: workItemId } };
     }
-    throw new ApiError('unavailable', 'too many concurrent progress updates; retry', { headers: { 'retry-after': '1' } });
+    throw new ApiError('unavailable', 'too many concurrent progress updates; retry', {
+      headers: { 'retry-after': '1' },
+    });
   }
 
   /** Step 1. Malformed ids and tokens never reach a store (CONTRACT.md §1). */
@@ -102,10 +107,12 @@ export class CallbacksService {
   }
 
   private answer(workItemId: string, result: EndResult, hash: string): CallbackAnswer {
-    if (result.outcome === 'recorded') return { status: 202, body: { status: 'accepted', work_item_id: workItemId, duplicate: false } };
+    if (result.outcome === 'recorded')
+      return { status: 202, body: { status: 'accepted', work_item_id: workItemId, duplicate: false } };
     const end = result.end;
     if (this.forgotten(end)) throw invalidToken();
-    if (sameCallback(end.event, hash)) return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
+    if (sameCallback(end.event, hash))
+      return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
     throw closedError(end.event);
   }
 
@@ -118,7 +125,9 @@ export class CallbacksService {
     if (end.event.outcome.state === 'cancelled' && end.event.outcome.reason === 'conversation_ended') {
       throw new ApiError('conversation_ended', 'the conversation has ended');
     }
-    throw new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: end.event.outcome.state } });
+    throw new ApiError('work_item_closed', 'the work item has already ended', {
+      meta: { state: end.event.outcome.state },
+    });
   }
 
   private acceptedProgress(record: WorkItemRecord): Promise<Stored<WorkItemProgressEvent>[]> {
@@ -148,7 +157,10 @@ export class CallbacksService {
 }
 
 function sameCallback(end: WorkItemEndedEvent, hash: string): boolean {
-  return end.body_hash === hash && (end.outcome.state === 'completed' || (end.outcome.state === 'failed' && end.outcome.by === 'callback'));
+  return (
+    end.body_hash === hash &&
+    (end.outcome.state === 'completed' || (end.outcome.state === 'failed' && end.outcome.by === 'callback'))
+  );
 }
 
 function closedError(end: WorkItemEndedEvent): ApiError {
@@ -164,5 +176,8 @@ function closedError(end: WorkItemEndedEvent): ApiError {
 
 /** One answer for every kind of bad token: it never says which (CONTRACT.md §3). */
 function invalidToken(): ApiError {
-  return new ApiError('invalid_token', 'the callback token is missing, malformed, unknown or not valid for this work item');
+  return new ApiError(
+    'invalid_token',
+    'the callback token is missing, malformed, unknown or not valid for this work item',
+  );
 }

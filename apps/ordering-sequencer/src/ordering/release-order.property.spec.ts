@@ -123,13 +123,13 @@ class OrderModel {
 
   /** §4: an ordered item waits only for earlier ordered items, and for them to be ended. */
   earlierOrderedAllEnded(index: number): boolean {
-    return this.knownInOrder().every((other) => other >= index || !this.items[other]!.ordered || this.ends.has(other));
+    return this.knownInOrder().every((other) => other >= index || !this.items[other].ordered || this.ends.has(other));
   }
 
   /** The finals that must be out by now: no more (order) and no fewer (nothing held needlessly). */
   expectedFinals(): number[] {
     return this.knownInOrder().filter(
-      (index) => this.isReleasable(index) && (!this.items[index]!.ordered || this.earlierOrderedAllEnded(index)),
+      (index) => this.isReleasable(index) && (!this.items[index].ordered || this.earlierOrderedAllEnded(index)),
     );
   }
 
@@ -139,7 +139,7 @@ class OrderModel {
 
   head(): number | undefined {
     return this.knownInOrder().find(
-      (index) => this.items[index]!.ordered && !this.finals.has(index) && this.ends.get(index)?.outcome !== 'cancelled',
+      (index) => this.items[index].ordered && !this.finals.has(index) && this.ends.get(index)?.outcome !== 'cancelled',
     );
   }
 
@@ -175,7 +175,7 @@ class Simulation {
       const writes = this.enabledWrites();
       if (writes.length === 0) break;
       const { pick, redeliver } = this.scenario.steps[step] ?? { pick: 0, redeliver: null };
-      writes[pick % writes.length]!();
+      writes[pick % writes.length]();
       if (redeliver !== null) this.checkRedelivery(redeliver % this.log.length);
     }
     this.checkSettled();
@@ -187,8 +187,8 @@ class Simulation {
     const items = this.scenario.items;
     if (this.nextRegistration < items.length) writes.push(() => this.writeRegistration());
     for (let index = 0; index < this.nextRegistration; index += 1) {
-      if (this.progressWritten[index]! < items[index]!.progressCount) writes.push(() => this.writeProgress(index));
-      if (items[index]!.outcome !== 'deadline' && !this.plannedEndWritten.has(index)) {
+      if (this.progressWritten[index] < items[index].progressCount) writes.push(() => this.writeProgress(index));
+      if (items[index].outcome !== 'deadline' && !this.plannedEndWritten.has(index)) {
         writes.push(() => this.writePlannedEnd(index));
       }
     }
@@ -196,7 +196,7 @@ class Simulation {
     for (const index of this.expiries) writes.push(() => this.writeExpiry(index));
     if (this.republishesWritten < this.scenario.republishes.length) writes.push(() => this.republish());
     // A timer that does not race the provider fires only when nothing else can happen.
-    const timers = [...this.timers].filter((index) => writes.length === 0 || items[index]!.racesDeadline);
+    const timers = [...this.timers].filter((index) => writes.length === 0 || items[index].racesDeadline);
     for (const index of timers) writes.push(() => this.fireTimer(index));
     if (writes.length === 0 && this.scenario.conversationEndAfterWrites !== null && !this.conversationEndWritten) {
       writes.push(() => this.writeConversationEnd());
@@ -212,7 +212,7 @@ class Simulation {
   private writeRegistration(): void {
     const index = this.nextRegistration;
     this.nextRegistration += 1;
-    const item = this.scenario.items[index]!;
+    const item = this.scenario.items[index];
     this.apply({
       type: 'work_item.registered',
       conversation_id: CONVERSATION_ID,
@@ -229,12 +229,12 @@ class Simulation {
   }
 
   private writeProgress(index: number): void {
-    this.progressWritten[index]! += 1;
+    this.progressWritten[index] += 1;
     this.apply({
       type: 'work_item.progress',
       conversation_id: CONVERSATION_ID,
       work_item_id: workItemId(index),
-      index: this.progressWritten[index]!,
+      index: this.progressWritten[index],
       progress: { message: `working on ${index}` },
       trace_id: TRACE_ID,
       at: AT,
@@ -243,7 +243,7 @@ class Simulation {
 
   private writePlannedEnd(index: number): void {
     this.plannedEndWritten.add(index);
-    this.writeEnd(index, plannedOutcome(this.scenario.items[index]!, index));
+    this.writeEnd(index, plannedOutcome(this.scenario.items[index], index));
   }
 
   private fireTimer(index: number): void {
@@ -282,9 +282,9 @@ class Simulation {
   }
 
   private republish(): void {
-    const logIndex = this.scenario.republishes[this.republishesWritten]! % this.log.length;
+    const logIndex = this.scenario.republishes[this.republishesWritten] % this.log.length;
     this.republishesWritten += 1;
-    this.apply(this.log[logIndex]!);
+    this.apply(this.log[logIndex]);
   }
 
   private apply(event: WorkLogEvent): void {
@@ -362,10 +362,13 @@ class Simulation {
   private judgeFinal(index: number, endSeq: number): void {
     invariant(this.model.isReleasable(index), `item ${index} released only once ended, never when cancelled`);
     invariant(this.model.ends.get(index)!.streamSeq === endSeq, 'final built from the end that won');
-    if (this.scenario.items[index]!.ordered) {
+    if (this.scenario.items[index].ordered) {
       invariant(this.model.earlierOrderedAllEnded(index), `ordered item ${index} waits for earlier ordered ends`);
-      const earlierWaiting = this.model.held().filter((other) => other < index && this.scenario.items[other]!.ordered);
-      invariant(earlierWaiting.length === 0, `ordered finals in sequence order (${index} after ${earlierWaiting})`);
+      const earlierWaiting = this.model.held().filter((other) => other < index && this.scenario.items[other].ordered);
+      invariant(
+        earlierWaiting.length === 0,
+        `ordered finals in sequence order (${index} after ${earlierWaiting.join(',')})`,
+      );
     }
     this.model.finals.set(index, this.model.nextReleaseIndex - 1);
   }
@@ -409,7 +412,7 @@ class Simulation {
 
   private checkRedelivery(logIndex: number): void {
     const before = this.state;
-    const result = applyEvent(before, this.log[logIndex]!, logIndex + 1, { maxHeld: this.scenario.maxHeld });
+    const result = applyEvent(before, this.log[logIndex], logIndex + 1, { maxHeld: this.scenario.maxHeld });
     invariant(
       result.actions.length === 0 && result.state === before,
       `redelivery of seq ${logIndex + 1} changes nothing`,

@@ -94,10 +94,10 @@ function conversationLog(maxHeld = 1_000) {
       return result.actions;
     },
     redeliver(streamSeq: number): { state: ConversationOrderState; actions: OrderAction[] } {
-      return applyEvent(state, log[streamSeq - 1]!, streamSeq, { maxHeld });
+      return applyEvent(state, log[streamSeq - 1], streamSeq, { maxHeld });
     },
     eventAt(streamSeq: number): WorkLogEvent {
-      return log[streamSeq - 1]!;
+      return log[streamSeq - 1];
     },
   };
 }
@@ -164,7 +164,7 @@ describe('applyEvent', () => {
 
     expect(releases(actions)).toEqual(['1:1:final', '2:2:final']);
     const timeout = buildRelease(
-      actions.filter(isRelease)[0]!,
+      actions.filter(isRelease)[0],
       findWorkItem(sut.state, workItemId(1))!,
       ended(1, { state: 'timed_out' }),
     );

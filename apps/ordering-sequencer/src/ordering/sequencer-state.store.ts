@@ -13,7 +13,8 @@ export class SequencerStateStore {
   /** Writes the new state if nobody else moved it since `revision` (null: it did not exist). */
   async save(partition: number, state: ConversationOrderState, revision: number | null): Promise<boolean> {
     const key = KV_KEYS.sequencerState(partition, kvSafeId(state.conversationId));
-    const written = revision === null ? await this.bucket.create(key, state) : await this.bucket.update(key, state, revision);
+    const written =
+      revision === null ? await this.bucket.create(key, state) : await this.bucket.update(key, state, revision);
     return written !== false;
   }
 
@@ -21,6 +22,8 @@ export class SequencerStateStore {
   async allOfPartition(partition: number): Promise<ConversationOrderState[]> {
     const keys = await this.bucket.keys(KV_KEYS.sequencerPartitionFilter(partition));
     const states = await Promise.all(keys.map((key) => this.bucket.get(key)));
-    return states.filter((state): state is Versioned<ConversationOrderState> => state !== null).map((state) => state.value);
+    return states
+      .filter((state): state is Versioned<ConversationOrderState> => state !== null)
+      .map((state) => state.value);
   }
 }

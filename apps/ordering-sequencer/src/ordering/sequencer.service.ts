@@ -48,8 +48,13 @@ export class SequencerService {
       () => this.clock.now(),
       (workItemId, conversationId) => void this.onDeadline(conversationId, workItemId),
     );
-    this.releases = metrics.counter('backchannel_sequencer_releases_total', 'Messages released in conversation order', ['kind']);
-    this.timeouts = metrics.counter('backchannel_work_item_timeouts_total', 'Work items whose deadline passed without a callback');
+    this.releases = metrics.counter('backchannel_sequencer_releases_total', 'Messages released in conversation order', [
+      'kind',
+    ]);
+    this.timeouts = metrics.counter(
+      'backchannel_work_item_timeouts_total',
+      'Work items whose deadline passed without a callback',
+    );
     this.holdSeconds = metrics.histogram(
       'backchannel_sequencer_head_of_line_wait_seconds',
       'Time a result waited from acceptance to release (head-of-line blocking included)',
@@ -80,7 +85,11 @@ export class SequencerService {
       case 'release':
         return this.release(partition, state, action);
       case 'cancel_outstanding':
-        await Promise.all(action.workItemIds.map((id) => this.recordEnd(state, id, { state: 'cancelled', reason: 'conversation_ended' })));
+        await Promise.all(
+          action.workItemIds.map((id) =>
+            this.recordEnd(state, id, { state: 'cancelled', reason: 'conversation_ended' }),
+          ),
+        );
         return;
       case 'expire_early':
         await this.recordEnd(state, action.workItemId, { state: 'timed_out' });
@@ -98,11 +107,13 @@ export class SequencerService {
     const item = findWorkItem(state, action.workItemId);
     const seq = action.kind === 'final' ? action.endSeq : action.progressSeq;
     const stored = await this.ledger.readAt<WorkItemEndedEvent | WorkItemProgressEvent>(seq);
-    if (!item || !stored) throw new Error(`release ${action.releaseIndex} of ${state.conversationId}: source event missing`);
+    if (!item || !stored)
+      throw new Error(`release ${action.releaseIndex} of ${state.conversationId}: source event missing`);
     const release = buildRelease(action, item, stored.event);
     await this.releaseLog.publish(partition, release);
     this.releases.inc({ kind: action.kind });
-    if (action.kind === 'final') this.holdSeconds.observe(Math.max(0, this.clock.now() - Date.parse(release.accepted_at)) / 1000);
+    if (action.kind === 'final')
+      this.holdSeconds.observe(Math.max(0, this.clock.now() - Date.parse(release.accepted_at)) / 1000);
   }
 
   /**

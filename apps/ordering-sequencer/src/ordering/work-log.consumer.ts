@@ -1,8 +1,21 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import { LEASES_BUCKET, WORK_STREAM, sequencerConsumerName, workPartitionFilter, type WorkLogEvent } from '@backchannel/contracts';
+import {
+  LEASES_BUCKET,
+  WORK_STREAM,
+  sequencerConsumerName,
+  workPartitionFilter,
+  type WorkLogEvent,
+} from '@backchannel/contracts';
 import { MeshConfig } from '@backchannel/config';
 import { LOGGER, NATS_HANDLES, Readiness, type ServiceContext } from '@backchannel/http';
-import { BrokerUnavailableError, JsonBucket, PartitionedConsumers, decodeJson, type Disposition, type NatsHandles } from '@backchannel/messaging';
+import {
+  BrokerUnavailableError,
+  JsonBucket,
+  PartitionedConsumers,
+  decodeJson,
+  type Disposition,
+  type NatsHandles,
+} from '@backchannel/messaging';
 import type { Logger } from '@backchannel/observability';
 import { SequencerService } from './sequencer.service.js';
 
@@ -59,7 +72,8 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       const outcome = await this.sequencer.apply(partition, event, streamSeq);
       return outcome === 'conflict' ? { type: 'nak', delayMs: 50 } : { type: 'ack' };
     } catch (error) {
-      if (!(error instanceof BrokerUnavailableError)) this.logger.error({ err: error, partition }, 'applying a work log event failed');
+      if (!(error instanceof BrokerUnavailableError))
+        this.logger.error({ err: error, partition }, 'applying a work log event failed');
       return { type: 'nak', delayMs: 250 };
     }
   }

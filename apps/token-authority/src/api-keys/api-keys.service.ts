@@ -1,6 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { ulid } from 'ulid';
-import { API_KEY_ID_PREFIX, ApiError, KV_KEYS, hashSecret, mintApiKey, type ApiKeyRecord } from '@backchannel/contracts';
+import {
+  API_KEY_ID_PREFIX,
+  ApiError,
+  KV_KEYS,
+  hashSecret,
+  mintApiKey,
+  type ApiKeyRecord,
+} from '@backchannel/contracts';
 import { JsonBucket } from '@backchannel/messaging';
 import { Clock } from '@backchannel/config';
 
@@ -31,8 +38,14 @@ export class ApiKeysService {
     const stored = await this.keys.get(KV_KEYS.apiKeyById(keyId));
     if (!stored || !('tenant_id' in stored.value)) throw new ApiError('not_found', 'no such API key');
     const record = stored.value;
-    const revoked: ApiKeyRecord = record.state === 'revoked' ? record : { ...record, state: 'revoked', revoked_at: this.clock.nowIso() };
+    const revoked: ApiKeyRecord =
+      record.state === 'revoked' ? record : { ...record, state: 'revoked', revoked_at: this.clock.nowIso() };
     if (record.state !== 'revoked') await this.keys.put(KV_KEYS.apiKeyById(keyId), revoked);
-    return { key_id: keyId, tenant_id: revoked.tenant_id, state: 'revoked', revoked_at: revoked.revoked_at ?? this.clock.nowIso() };
+    return {
+      key_id: keyId,
+      tenant_id: revoked.tenant_id,
+      state: 'revoked',
+      revoked_at: revoked.revoked_at ?? this.clock.nowIso(),
+    };
   }
 }

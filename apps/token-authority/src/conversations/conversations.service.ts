@@ -54,10 +54,17 @@ export class ConversationsService {
         ...(input.metadata ? { metadata: input.metadata } : {}),
         at: this.clock.nowIso(),
       };
-      const appended = await this.ledger.appendConversationEvent(event, 0, conversationOpenedMsgId(input.conversation_id));
-      if (appended.ok && !appended.duplicate) return { created: true, view: activeView(event.tenant_id, input.conversation_id, event.at) };
+      const appended = await this.ledger.appendConversationEvent(
+        event,
+        0,
+        conversationOpenedMsgId(input.conversation_id),
+      );
+      if (appended.ok && !appended.duplicate)
+        return { created: true, view: activeView(event.tenant_id, input.conversation_id, event.at) };
     }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', { headers: { 'retry-after': '1' } });
+    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
+      headers: { 'retry-after': '1' },
+    });
   }
 
   async end(input: { conversation_id: string; reason?: string }): Promise<ConversationView> {
@@ -75,20 +82,29 @@ export class ConversationsService {
         cancelled_work_items: outstanding.length,
         at: this.clock.nowIso(),
       };
-      const appended = await this.ledger.appendConversationEvent(ended, last.seq, conversationEndedMsgId(input.conversation_id));
+      const appended = await this.ledger.appendConversationEvent(
+        ended,
+        last.seq,
+        conversationEndedMsgId(input.conversation_id),
+      );
       if (!appended.ok) continue;
       // Cancel at once so tokens stop working now; the sequencer repeats this durably
       // if we die here (its cancels are compare-and-set too).
       await Promise.all(outstanding.map((item) => this.ends.cancelForConversationEnd(item)));
       return this.endedView(ended, input.conversation_id);
     }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', { headers: { 'retry-after': '1' } });
+    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
+      headers: { 'retry-after': '1' },
+    });
   }
 
   private async reopen(last: Stored<ConversationLogEvent>, tenantId: string): Promise<ConversationView> {
-    if (last.event.type === 'conversation.ended') throw new ApiError('conversation_ended', 'the conversation has ended');
+    if (last.event.type === 'conversation.ended')
+      throw new ApiError('conversation_ended', 'the conversation has ended');
     if (last.event.tenant_id !== tenantId) {
-      throw new ApiError('conversation_conflict', 'the conversation is open for another tenant', { pointer: '/tenant_id' });
+      throw new ApiError('conversation_conflict', 'the conversation is open for another tenant', {
+        pointer: '/tenant_id',
+      });
     }
     const first = await this.ledger.firstConversationEvent(last.event.conversation_id);
     return activeView(last.event.tenant_id, last.event.conversation_id, first?.event.at ?? last.event.at);
@@ -110,7 +126,9 @@ export class ConversationsService {
     const registered = events
       .map((stored) => stored.event)
       .filter((event): event is WorkItemRegisteredEvent => event.type === 'work_item.registered');
-    const ended = await Promise.all(registered.map((item) => this.ledger.readEnd(item.conversation_id, item.work_item_id)));
+    const ended = await Promise.all(
+      registered.map((item) => this.ledger.readEnd(item.conversation_id, item.work_item_id)),
+    );
     return registered.filter((_, index) => ended[index] === null);
   }
 }

@@ -21,11 +21,19 @@ export function sealToken(token: string, conversationId: string, idempotencyKey:
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', sealingKey(conversationId, idempotencyKey), iv);
   const ciphertext = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
-  return { iv: iv.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+  return {
+    iv: iv.toString('base64'),
+    ciphertext: ciphertext.toString('base64'),
+    tag: cipher.getAuthTag().toString('base64'),
+  };
 }
 
 export function unsealToken(sealed: SealedToken, conversationId: string, idempotencyKey: string): string {
-  const decipher = createDecipheriv('aes-256-gcm', sealingKey(conversationId, idempotencyKey), Buffer.from(sealed.iv, 'base64'));
+  const decipher = createDecipheriv(
+    'aes-256-gcm',
+    sealingKey(conversationId, idempotencyKey),
+    Buffer.from(sealed.iv, 'base64'),
+  );
   decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
   return Buffer.concat([decipher.update(Buffer.from(sealed.ciphertext, 'base64')), decipher.final()]).toString('utf8');
 }

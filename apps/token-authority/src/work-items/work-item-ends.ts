@@ -1,5 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { WorkItemEndedEvent, WorkItemOutcome, WorkItemRecord, WorkItemRegisteredEvent } from '@backchannel/contracts';
+import type {
+  WorkItemEndedEvent,
+  WorkItemOutcome,
+  WorkItemRecord,
+  WorkItemRegisteredEvent,
+} from '@backchannel/contracts';
 import { WorkLedger, type EndResult } from '@backchannel/messaging';
 import { newTraceId } from '@backchannel/observability';
 import { Clock } from '@backchannel/config';
@@ -19,7 +24,10 @@ export class WorkItemEnds {
   ) {}
 
   cancel(item: ItemRef): Promise<EndResult> {
-    return this.record(item, this.pastDeadline(item) ? { state: 'timed_out' } : { state: 'cancelled', reason: 'cancelled' });
+    return this.record(
+      item,
+      this.pastDeadline(item) ? { state: 'timed_out' } : { state: 'cancelled', reason: 'cancelled' },
+    );
   }
 
   cancelForConversationEnd(item: ItemRef | WorkItemRegisteredEvent): Promise<EndResult> {

@@ -95,7 +95,9 @@ export class WorkItemsService {
     const result = await this.ends.cancel(record);
     const view = this.view(record, result.end);
     if (view.state !== 'cancelled') {
-      throw new ApiError('work_item_closed', `the work item has already ended: ${view.state}`, { meta: { state: view.state } });
+      throw new ApiError('work_item_closed', `the work item has already ended: ${view.state}`, {
+        meta: { state: view.state },
+      });
     }
     return view;
   }
@@ -114,7 +116,10 @@ export class WorkItemsService {
     });
     if (claimed !== false) return { created: true, reply: await this.append(input, workItemId, token) };
     const claim = await this.idempotency.get(scope);
-    if (!claim) throw new ApiError('unavailable', 'idempotency record is being written; retry', { headers: { 'retry-after': '1' } });
+    if (!claim)
+      throw new ApiError('unavailable', 'idempotency record is being written; retry', {
+        headers: { 'retry-after': '1' },
+      });
     const existingToken = unsealToken(claim.value.sealed_token, input.conversation_id, idempotencyKey);
     const record = await this.records.get(claim.value.work_item_id);
     if (record) return { created: false, reply: this.reply(record, existingToken) };
@@ -149,7 +154,8 @@ export class WorkItemsService {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const last = await this.ledger.lastConversationEvent(input.conversation_id);
       if (!last) throw new ApiError('not_found', 'no such conversation');
-      if (last.event.type === 'conversation.ended') throw new ApiError('conversation_ended', 'the conversation has ended');
+      if (last.event.type === 'conversation.ended')
+        throw new ApiError('conversation_ended', 'the conversation has ended');
       const event = this.registrationEvent(input, workItemId, last.event.tenant_id, lastSequenceOf(last) + 1);
       const appended = await this.ledger.appendConversationEvent(event, last.seq, registrationMsgId(workItemId));
       if (!appended.ok) continue;
@@ -157,19 +163,31 @@ export class WorkItemsService {
       const original = await this.ledger.readAt<WorkItemRegisteredEvent>(appended.seq);
       if (original) return original.event;
     }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', { headers: { 'retry-after': '1' } });
+    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
+      headers: { 'retry-after': '1' },
+    });
   }
 
   /** Only on the idempotent-recovery path: was this work item id already appended? */
-  private async findRegistration(conversationId: string, workItemId: string): Promise<WorkItemRegisteredEvent | undefined> {
+  private async findRegistration(
+    conversationId: string,
+    workItemId: string,
+  ): Promise<WorkItemRegisteredEvent | undefined> {
     const existing = await this.records.get(workItemId);
     if (existing) return undefined;
     const events = await this.ledger.conversationEvents(conversationId);
-    const found = events.find((stored) => stored.event.type === 'work_item.registered' && stored.event.work_item_id === workItemId);
+    const found = events.find(
+      (stored) => stored.event.type === 'work_item.registered' && stored.event.work_item_id === workItemId,
+    );
     return found?.event as WorkItemRegisteredEvent | undefined;
   }
 
-  private registrationEvent(input: RegisterInput, workItemId: string, tenantId: string, sequence: number): WorkItemRegisteredEvent {
+  private registrationEvent(
+    input: RegisterInput,
+    workItemId: string,
+    tenantId: string,
+    sequence: number,
+  ): WorkItemRegisteredEvent {
     const now = this.clock.now();
     const timeoutMs = input.timeout_ms ?? DEFAULT_TIMEOUT_MS;
     return {
@@ -192,7 +210,8 @@ export class WorkItemsService {
   private async requireActive(conversationId: string): Promise<void> {
     const last = await this.ledger.lastConversationEvent(conversationId);
     if (!last) throw new ApiError('not_found', 'no such conversation');
-    if (last.event.type === 'conversation.ended') throw new ApiError('conversation_ended', 'the conversation has ended');
+    if (last.event.type === 'conversation.ended')
+      throw new ApiError('conversation_ended', 'the conversation has ended');
   }
 
   private reply(record: WorkItemRecord, token: string): RegistrationReply {
@@ -202,7 +221,11 @@ export class WorkItemsService {
       sequence: record.sequence,
       kind: record.kind,
       expires_at: record.expires_at,
-      callback: { url: this.urls.callbackUrl(record.work_item_id), method: 'POST', headers: { 'x-callback-token': token } },
+      callback: {
+        url: this.urls.callbackUrl(record.work_item_id),
+        method: 'POST',
+        headers: { 'x-callback-token': token },
+      },
     };
   }
 

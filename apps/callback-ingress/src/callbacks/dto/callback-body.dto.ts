@@ -14,13 +14,19 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { MAX_MESSAGE_CONTENT_LENGTH, MAX_PROGRESS_ID_LENGTH, MAX_PROGRESS_MESSAGE_LENGTH } from '@backchannel/contracts';
+import {
+  MAX_MESSAGE_CONTENT_LENGTH,
+  MAX_PROGRESS_ID_LENGTH,
+  MAX_PROGRESS_MESSAGE_LENGTH,
+} from '@backchannel/contracts';
 
 /** `{"message": {"content": "…"}}` of an LLM callback (CONTRACT.md §3). */
 export class LlmMessageDto {
   @IsString({ message: 'content must be a string' })
   @MinLength(1, { message: 'content must not be empty' })
-  @MaxLength(MAX_MESSAGE_CONTENT_LENGTH, { message: `content must be at most ${MAX_MESSAGE_CONTENT_LENGTH} characters` })
+  @MaxLength(MAX_MESSAGE_CONTENT_LENGTH, {
+    message: `content must be at most ${MAX_MESSAGE_CONTENT_LENGTH} characters`,
+  })
   content!: string;
 }
 
@@ -78,7 +84,9 @@ export class ProgressDto {
 
   @IsString({ message: 'message must be a string' })
   @MinLength(1, { message: 'message must not be empty' })
-  @MaxLength(MAX_PROGRESS_MESSAGE_LENGTH, { message: `message must be at most ${MAX_PROGRESS_MESSAGE_LENGTH} characters` })
+  @MaxLength(MAX_PROGRESS_MESSAGE_LENGTH, {
+    message: `message must be at most ${MAX_PROGRESS_MESSAGE_LENGTH} characters`,
+  })
   message!: string;
 
   @IsOptional()

@@ -44,6 +44,8 @@ export class RegisterWorkItemDto {
   @IsOptional()
   @IsString({ message: 'idempotency_key must be a string' })
   @MinLength(1, { message: 'idempotency_key must not be empty' })
-  @MaxLength(MAX_IDEMPOTENCY_KEY_LENGTH, { message: `idempotency_key must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters` })
+  @MaxLength(MAX_IDEMPOTENCY_KEY_LENGTH, {
+    message: `idempotency_key must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+  })
   idempotency_key?: string;
 }
