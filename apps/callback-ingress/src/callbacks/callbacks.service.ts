@@ -5,7 +5,6 @@ import {
   isCallbackToken,
   isWorkItemId,
   secretMatchesHash,
-  type WorkItemEndedEvent,
   type WorkItemProgressEvent,
   type WorkItemRecord,
 } from '@backchannel/contracts';
@@ -15,6 +14,7 @@ import { newTraceId } from '@backchannel/observability';
 import { Clock } from '@backchannel/config';
 import { bodyHash } from './body-hash.js';
 import { outcomeOfCallback, progressOfBody } from './callback-body.js';
+import { callbackVerdict, progressVerdict, type CallbackVerdict } from './token-verdict.js';
 
 export interface CallbackAnswer {
   status: 200 | 202;
@@ -107,27 +107,22 @@ export class CallbacksService {
   }
 
   private answer(workItemId: string, result: EndResult, hash: string): CallbackAnswer {
-    if (result.outcome === 'recorded')
-      return { status: 202, body: { status: 'accepted', work_item_id: workItemId, duplicate: false } };
-    const end = result.end;
-    if (this.forgotten(end)) throw invalidToken();
-    if (sameCallback(end.event, hash))
-      return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
-    throw closedError(end.event);
+    const verdict = callbackVerdict({
+      write: result.outcome,
+      winner: result.end.event,
+      bodyHash: hash,
+      nowMs: this.clock.now(),
+      replayTtlMs: this.replayTtlMs,
+    });
+    return answerOf(workItemId, verdict);
   }
 
   private async requirePending(record: WorkItemRecord): Promise<void> {
     const end = this.pastDeadline(record)
       ? (await this.recordTimeout(record)).end
       : await this.ledger.readEnd(record.conversation_id, record.work_item_id);
-    if (!end) return;
-    if (this.forgotten(end)) throw invalidToken();
-    if (end.event.outcome.state === 'cancelled' && end.event.outcome.reason === 'conversation_ended') {
-      throw new ApiError('conversation_ended', 'the conversation has ended');
-    }
-    throw new ApiError('work_item_closed', 'the work item has already ended', {
-      meta: { state: end.event.outcome.state },
-    });
+    const verdict = progressVerdict(end?.event ?? null, this.clock.now(), this.replayTtlMs);
+    if (verdict.kind !== 'pending') answerOf(record.work_item_id, verdict);
   }
 
   private acceptedProgress(record: WorkItemRecord): Promise<Stored<WorkItemProgressEvent>[]> {
@@ -149,29 +144,24 @@ export class CallbacksService {
       at: record.expires_at,
     });
   }
-
-  /** Past `REPLAY_TTL_MS` after its end a token is forgotten: 401 like any unknown one. */
-  private forgotten(end: Stored<WorkItemEndedEvent>): boolean {
-    return this.clock.now() > Date.parse(end.event.at) + this.replayTtlMs;
-  }
 }
 
-function sameCallback(end: WorkItemEndedEvent, hash: string): boolean {
-  return (
-    end.body_hash === hash &&
-    (end.outcome.state === 'completed' || (end.outcome.state === 'failed' && end.outcome.by === 'callback'))
-  );
-}
-
-function closedError(end: WorkItemEndedEvent): ApiError {
-  const outcome = end.outcome;
-  if (outcome.state === 'completed' || (outcome.state === 'failed' && outcome.by === 'callback')) {
-    return new ApiError('token_already_used', 'this token was already used with a different body');
+/** A verdict as the contract's answer: 202 or 200, else the error it throws. */
+function answerOf(workItemId: string, verdict: CallbackVerdict): CallbackAnswer {
+  switch (verdict.kind) {
+    case 'accepted':
+      return { status: 202, body: { status: 'accepted', work_item_id: workItemId, duplicate: false } };
+    case 'duplicate':
+      return { status: 200, body: { status: 'accepted', work_item_id: workItemId, duplicate: true } };
+    case 'forgotten':
+      throw invalidToken();
+    case 'conflict':
+      throw new ApiError('token_already_used', 'this token was already used with a different body');
+    case 'closed':
+      throw verdict.code === 'conversation_ended'
+        ? new ApiError('conversation_ended', 'the conversation has ended')
+        : new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: verdict.state } });
   }
-  if (outcome.state === 'cancelled' && outcome.reason === 'conversation_ended') {
-    return new ApiError('conversation_ended', 'the conversation has ended');
-  }
-  return new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: outcome.state } });
 }
 
 /** One answer for every kind of bad token: it never says which (CONTRACT.md §3). */
