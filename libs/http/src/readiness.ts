@@ -24,6 +24,11 @@ export class Readiness {
     this.brokerConnected = connected;
   }
 
+  /** False while the broker connection is down: edges answer 503 at once instead of waiting. */
+  get isBrokerConnected(): boolean {
+    return this.brokerConnected;
+  }
+
   /** A service-specific condition, e.g. "its consumers are in place". */
   addCheck(name: string, check: () => boolean): void {
     this.extraChecks.set(name, check);

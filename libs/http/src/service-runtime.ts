@@ -95,6 +95,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     void reply.header('x-request-id', request.id);
     if (request.url.startsWith(INTERNAL_PREFIX)) checkInternalAuth(request.headers.authorization);
   });
+  observeHttp(fastify, metrics);
   fastify.setErrorHandler((error, request, reply) => sendError(reply, request, toHttpApiError(error, logger)));
   await definition.configureHttp?.(fastify, context);
   app.enableShutdownHooks([]);
@@ -185,6 +186,22 @@ function watchConnection(nats: NatsHandles, readiness: Readiness, logger: Logger
       }
     }
   })();
+}
+
+/** Requests by route template and status class: never ids (routes are templates). */
+function observeHttp(fastify: FastifyInstance, metrics: Metrics): void {
+  const requests = metrics.counter('backchannel_http_requests_total', 'HTTP requests answered', [
+    'route',
+    'status_class',
+  ]);
+  const duration = metrics.histogram('backchannel_http_request_duration_seconds', 'HTTP request handling time', [
+    'route',
+  ]);
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ route, status_class: `${Math.floor(reply.statusCode / 100)}xx` });
+    duration.observe({ route }, reply.elapsedTime / 1000);
+  });
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;

@@ -9,3 +9,4 @@ export { WorkItemRecords } from './work-item-records.js';
 export { PartitionLeases, type Lease, type LeaseOptions } from './partition-leases.js';
 export { PartitionedConsumers, type Disposition, type PartitionedConsumerOptions } from './partitioned-consumers.js';
 export { ReleaseLog } from './release-log.js';
+export { HeaderRpcServer, type HeaderRpcHandler, type RpcHeaders } from './header-rpc-server.js';

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+export type { Counter, Gauge, Histogram };
+
 /**
  * One prom-client registry per app (two apps in one test process would otherwise
  * collide on default metric names). Project metrics are `backchannel_` prefixed;

@@ -40,7 +40,7 @@ export async function eventually<T>(probe: () => T | Promise<T>, opts: Eventuall
   throw prefixed(lastError, `${opts.message ?? 'condition'} not met within ${timeoutMs} ms`);
 }
 
-const HUNG = Symbol('hung');
+const HUNG = new Error('probe hung');
 
 function withDeadline<T>(probe: () => T | Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -55,7 +55,7 @@ function withDeadline<T>(probe: () => T | Promise<T>, ms: number): Promise<T> {
         },
         (err: unknown) => {
           clearTimeout(timer);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       );
   });

@@ -3,9 +3,5 @@
 export { eventually, type EventuallyOptions } from './eventually.js';
 export { freePort } from './free-port.js';
 export { natsServerBinary, startNatsServer, type NatsServerHandle, type NatsServerOptions } from './nats-server.js';
-export {
-  startProcess,
-  type ProcessExit,
-  type ProcessHandle,
-  type StartProcessOptions,
-} from './process.js';
+export { startProcess, type ProcessExit, type ProcessHandle, type StartProcessOptions } from './process.js';
+export { ManualClock } from './manual-clock.js';

@@ -188,7 +188,9 @@ async function launch(bin: string, dir: string, storeDir: string, port: number):
         return { child, port: await readyPort(portsFile) };
       } catch (err) {
         if (Date.now() > deadline) {
-          throw new Error(`nats-server not ready within ${READY_TIMEOUT_MS} ms (${String(err)}):\n${output.join('\n')}`);
+          throw new Error(
+            `nats-server not ready within ${READY_TIMEOUT_MS} ms (${String(err)}):\n${output.join('\n')}`,
+          );
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -119,7 +119,9 @@ export function startProcess(cmd: string, args: string[], opts: StartProcessOpti
           reject,
           timer: setTimeout(() => {
             waiters.delete(waiter);
-            reject(new Error(`${name} printed no line matching ${pattern} within ${timeoutMs} ms; last output:\n${tail()}`));
+            reject(
+              new Error(`${name} printed no line matching ${pattern} within ${timeoutMs} ms; last output:\n${tail()}`),
+            );
           }, timeoutMs),
         };
         waiters.add(waiter);

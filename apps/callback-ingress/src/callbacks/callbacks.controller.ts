@@ -1,12 +1,23 @@
 import { Body, Controller, Headers, Param, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { traceFrom } from '@backchannel/observability';
+import { ApiError } from '@backchannel/contracts';
+import { Metrics, traceFrom, type Counter } from '@backchannel/observability';
 import { CallbacksService, type CallbackAnswer } from './callbacks.service.js';
 
 /** The provider callback API (CONTRACT.md §3): DTO in, answer out; the service decides. */
 @Controller('api/v1/webhooks')
 export class CallbacksController {
-  constructor(private readonly callbacks: CallbacksService) {}
+  private readonly outcomes: Counter<'kind' | 'outcome'>;
+
+  constructor(
+    private readonly callbacks: CallbacksService,
+    metrics: Metrics,
+  ) {
+    this.outcomes = metrics.counter('backchannel_callbacks_total', 'Provider callbacks by kind and outcome', [
+      'kind',
+      'outcome',
+    ]);
+  }
 
   @Post(':workItemId')
   async callback(
@@ -16,7 +27,9 @@ export class CallbacksController {
     @Body() body: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<CallbackAnswer['body']> {
-    const answer = await this.callbacks.accept(workItemId, token, body, traceFrom(traceparent).traceId);
+    const answer = await this.counted('final', () =>
+      this.callbacks.accept(workItemId, token, body, traceFrom(traceparent).traceId),
+    );
     void reply.status(answer.status);
     return answer.body;
   }
@@ -29,8 +42,22 @@ export class CallbacksController {
     @Body() body: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<CallbackAnswer['body']> {
-    const answer = await this.callbacks.progress(workItemId, token, body, traceFrom(traceparent).traceId);
+    const answer = await this.counted('progress', () =>
+      this.callbacks.progress(workItemId, token, body, traceFrom(traceparent).traceId),
+    );
     void reply.status(answer.status);
     return answer.body;
+  }
+
+  /** Counts every answer by its contract code: `accepted`, `duplicate`, or the error code. */
+  private async counted(kind: 'final' | 'progress', handle: () => Promise<CallbackAnswer>): Promise<CallbackAnswer> {
+    try {
+      const answer = await handle();
+      this.outcomes.inc({ kind, outcome: answer.body.duplicate ? 'duplicate' : 'accepted' });
+      return answer;
+    } catch (error) {
+      this.outcomes.inc({ kind, outcome: error instanceof ApiError ? error.code : 'internal_error' });
+      throw error;
+    }
   }
 }

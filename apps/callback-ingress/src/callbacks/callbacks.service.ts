@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import {
   ApiError,
   MAX_PROGRESS_UPDATES,
+  RETRY_AFTER_UNAVAILABLE_S,
   isCallbackToken,
   isWorkItemId,
   secretMatchesHash,
@@ -9,6 +10,7 @@ import {
   type WorkItemRecord,
 } from '@backchannel/contracts';
 import { MeshConfig } from '@backchannel/config';
+import { Readiness } from '@backchannel/http';
 import { WorkItemRecords, WorkLedger, type EndResult, type Stored } from '@backchannel/messaging';
 import { newTraceId } from '@backchannel/observability';
 import { Clock } from '@backchannel/config';
@@ -40,6 +42,7 @@ export class CallbacksService {
     private readonly records: WorkItemRecords,
     private readonly ledger: WorkLedger,
     private readonly clock: Clock,
+    private readonly readiness: Readiness,
     config: MeshConfig,
   ) {
     this.replayTtlMs = config.REPLAY_TTL_MS;
@@ -101,6 +104,7 @@ export class CallbacksService {
   /** Step 1. Malformed ids and tokens never reach a store (CONTRACT.md §1). */
   private async authenticate(workItemId: string, token: unknown): Promise<WorkItemRecord> {
     if (!isWorkItemId(workItemId) || !isCallbackToken(token)) throw invalidToken();
+    if (!this.readiness.isBrokerConnected || this.readiness.isStopping) throw unavailable();
     const record = await this.records.get(workItemId);
     if (!record || !secretMatchesHash(token, record.token_hash)) throw invalidToken();
     return record;
@@ -162,6 +166,13 @@ function answerOf(workItemId: string, verdict: CallbackVerdict): CallbackAnswer 
         ? new ApiError('conversation_ended', 'the conversation has ended')
         : new ApiError('work_item_closed', 'the work item has already ended', { meta: { state: verdict.state } });
   }
+}
+
+/** The broker cannot take the result now, or we are shutting down: retrying is safe. */
+function unavailable(): ApiError {
+  return new ApiError('unavailable', 'the result cannot be stored right now; retry with the same token and body', {
+    headers: { 'retry-after': String(RETRY_AFTER_UNAVAILABLE_S) },
+  });
 }
 
 /** One answer for every kind of bad token: it never says which (CONTRACT.md §3). */
