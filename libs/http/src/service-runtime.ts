@@ -98,7 +98,6 @@ export async function startService(definition: ServiceDefinition, options: Start
   observeHttp(fastify, metrics);
   fastify.setErrorHandler((error, request, reply) => sendError(reply, request, toHttpApiError(error, logger)));
   await definition.configureHttp?.(fastify, context);
-  app.enableShutdownHooks([]);
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
   readiness.markStarted();
   const address = fastify.server.address();
