@@ -27,6 +27,7 @@ const base = {
 };
 
 export default {
+  globalSetup: '<rootDir>/jest.global-setup.mjs',
   testTimeout: 60_000,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },

@@ -31,6 +31,7 @@ import { connect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { buildReason } from './build-state.mjs';
 import { SERVICES, entryOf } from './services.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -216,40 +217,12 @@ function shutdown(code) {
 // ---------------------------------------------------------------------------------------
 // Build.
 
-/** Why a build is needed, or undefined when dist is up to date. */
-function buildReason() {
-  const entries = SERVICES.map((s) => path.join(ROOT, entryOf(s.name)));
-  const missing = entries.find((entry) => !existsSync(entry));
-  if (missing) return `${path.relative(ROOT, missing)} is missing`;
-  const oldest = Math.min(...entries.map((entry) => statSync(entry).mtimeMs));
-  const changed = newerSource(['apps', 'libs'], oldest);
-  return changed && `${changed} is newer than the build`;
-}
-
-/** The first non-test .ts file under `dirs` modified after `than`. */
-function newerSource(dirs, than) {
-  const pending = dirs.map((dir) => path.join(ROOT, dir)).filter(existsSync);
-  while (pending.length) {
-    const dir = pending.pop();
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        // libs/testing is not part of any app build (the apps' tsconfig excludes it).
-        if (entry.name !== 'node_modules' && full !== path.join(ROOT, 'libs', 'testing')) pending.push(full);
-      } else if (/\.ts$/.test(entry.name) && !/\.(e2e-)?spec\.ts$/.test(entry.name)) {
-        if (statSync(full).mtimeMs > than) return path.relative(ROOT, full);
-      }
-    }
-  }
-  return undefined;
-}
-
 async function buildIfNeeded() {
   if (process.env.BACKCHANNEL_SKIP_BUILD === '1') {
     log('BACKCHANNEL_SKIP_BUILD=1: using dist/ as it is');
     return;
   }
-  const reason = buildReason();
+  const reason = buildReason(ROOT);
   if (!reason) return;
   log(`building (${reason}): nest build --all`);
   const nest = path.join(ROOT, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js');
