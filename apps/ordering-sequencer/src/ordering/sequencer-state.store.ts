@@ -10,12 +10,13 @@ export class SequencerStateStore {
     return this.bucket.get(KV_KEYS.sequencerState(partition, kvSafeId(conversationId)));
   }
 
-  /** Writes the new state if nobody else moved it since `revision` (null: it did not exist). */
-  async save(partition: number, state: ConversationOrderState, revision: number | null): Promise<boolean> {
+  /**
+   * Writes the new state if nobody else moved it since `revision` (null: it did not exist).
+   * Returns the new revision, or false when it lost the compare-and-set.
+   */
+  save(partition: number, state: ConversationOrderState, revision: number | null): Promise<number | false> {
     const key = KV_KEYS.sequencerState(partition, kvSafeId(state.conversationId));
-    const written =
-      revision === null ? await this.bucket.create(key, state) : await this.bucket.update(key, state, revision);
-    return written !== false;
+    return revision === null ? this.bucket.create(key, state) : this.bucket.update(key, state, revision);
   }
 
   /** Every state of a partition: to rebuild deadline timers when taking it over. */

@@ -16,6 +16,13 @@ import {
   type ReleaseAction,
 } from './release-order.js';
 import { SequencerStateStore } from './sequencer-state.store.js';
+import { StateCache } from './state-cache.js';
+
+/** The event being applied, so releasing it needs no read back. */
+interface CurrentEvent {
+  seq: number;
+  event: WorkLogEvent;
+}
 
 /** What applying one work-log event came to. */
 export type ApplyOutcome = 'applied' | 'redelivery' | 'conflict';
@@ -29,10 +36,13 @@ export type ApplyOutcome = 'applied' | 'redelivery' | 'conflict';
 @Injectable()
 export class SequencerService {
   readonly deadlines: DeadlineTimers;
+  /** States of owned conversations with their KV revision: a stale one fails its compare-and-set. */
+  private readonly cache = new StateCache(50_000);
   private readonly maxHeld: number;
   private readonly releases;
   private readonly timeouts;
   private readonly holdSeconds;
+  private readonly ended;
 
   constructor(
     private readonly store: SequencerStateStore,
@@ -59,16 +69,31 @@ export class SequencerService {
       'backchannel_sequencer_head_of_line_wait_seconds',
       'Time a result waited from acceptance to release (head-of-line blocking included)',
     );
+    this.ended = metrics.counter('backchannel_work_items_ended_total', 'Work items ended, by final state', ['state']);
+    for (const state of ['completed', 'failed', 'timed_out', 'cancelled'] as const) this.ended.inc({ state }, 0);
   }
 
   async apply(partition: number, event: WorkLogEvent, streamSeq: number): Promise<ApplyOutcome> {
-    const stored = await this.store.get(partition, event.conversation_id);
+    const stored = this.cache.get(event.conversation_id) ?? (await this.store.get(partition, event.conversation_id));
     const before = stored?.value ?? initialState(event.conversation_id);
     const { state, actions } = applyEvent(before, event, streamSeq, { maxHeld: this.maxHeld });
     if (state === before) return 'redelivery';
-    for (const action of actions) await this.perform(partition, state, action);
-    const saved = await this.store.save(partition, state, stored?.revision ?? null);
-    return saved ? 'applied' : 'conflict';
+    const current = { seq: streamSeq, event };
+    for (const action of actions) await this.perform(partition, state, action, current);
+    const revision = await this.store.save(partition, state, stored?.revision ?? null);
+    if (revision === false) {
+      // Another replica moved this conversation on (leases overlap briefly): start again from its state.
+      this.cache.delete(event.conversation_id);
+      return 'conflict';
+    }
+    this.cache.set(event.conversation_id, { value: state, revision, partition });
+    return 'applied';
+  }
+
+  /** Forgets the cached states of a partition this replica no longer owns. */
+  forgetPartition(partition: number): void {
+    this.cache.deletePartition(partition);
+    this.deadlines.clearPartition(partition);
   }
 
   /** Rebuilds the deadline timers of a partition this replica just took over. */
@@ -80,10 +105,15 @@ export class SequencerService {
     }
   }
 
-  private async perform(partition: number, state: ConversationOrderState, action: OrderAction): Promise<void> {
+  private async perform(
+    partition: number,
+    state: ConversationOrderState,
+    action: OrderAction,
+    current: CurrentEvent,
+  ): Promise<void> {
     switch (action.type) {
       case 'release':
-        return this.release(partition, state, action);
+        return this.release(partition, state, action, current);
       case 'cancel_outstanding':
         await Promise.all(
           action.workItemIds.map((id) =>
@@ -103,17 +133,43 @@ export class SequencerService {
     }
   }
 
-  private async release(partition: number, state: ConversationOrderState, action: ReleaseAction): Promise<void> {
+  private async release(
+    partition: number,
+    state: ConversationOrderState,
+    action: ReleaseAction,
+    current: CurrentEvent,
+  ): Promise<void> {
     const item = findWorkItem(state, action.workItemId);
-    const seq = action.kind === 'final' ? action.endSeq : action.progressSeq;
-    const stored = await this.ledger.readAt<WorkItemEndedEvent | WorkItemProgressEvent>(seq);
-    if (!item || !stored)
+    const source = await this.sourceOf(action, current);
+    if (!item || !source) {
       throw new Error(`release ${action.releaseIndex} of ${state.conversationId}: source event missing`);
-    const release = buildRelease(action, item, stored.event);
+    }
+    const release = buildRelease(action, item, source);
     await this.releaseLog.publish(partition, release);
     this.releases.inc({ kind: action.kind });
+    this.logger.info(
+      {
+        trace_id: release.trace_id,
+        conversation_id: release.conversation_id,
+        work_item_id: item.workItemId,
+        release_index: release.release_index,
+        source: release.source.type,
+        partition,
+      },
+      'released',
+    );
     if (action.kind === 'final')
       this.holdSeconds.observe(Math.max(0, this.clock.now() - Date.parse(release.accepted_at)) / 1000);
+  }
+
+  /** The event a release is built from: the one being applied, or a held one read back by sequence. */
+  private async sourceOf(
+    action: ReleaseAction,
+    current: CurrentEvent,
+  ): Promise<WorkItemEndedEvent | WorkItemProgressEvent | undefined> {
+    const seq = action.kind === 'final' ? action.endSeq : action.progressSeq;
+    if (seq === current.seq) return current.event as WorkItemEndedEvent | WorkItemProgressEvent;
+    return (await this.ledger.readAt<WorkItemEndedEvent | WorkItemProgressEvent>(seq))?.event;
   }
 
   /**

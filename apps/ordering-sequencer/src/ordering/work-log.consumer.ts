@@ -16,7 +16,7 @@ import {
   type Disposition,
   type NatsHandles,
 } from '@backchannel/messaging';
-import type { Logger } from '@backchannel/observability';
+import { withTraceId, type Logger } from '@backchannel/observability';
 import { SequencerService } from './sequencer.service.js';
 
 export const SERVICE_CONTEXT = Symbol('SERVICE_CONTEXT');
@@ -44,7 +44,7 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       leases: new JsonBucket(context.buckets.get(LEASES_BUCKET.bucket)!),
       handle: (message, partition) => this.handle(message.data, message.seq, partition),
       onAcquired: (partition) => this.sequencer.adoptPartition(partition),
-      onLost: (partition) => this.sequencer.deadlines.clearPartition(partition),
+      onLost: (partition) => this.sequencer.forgetPartition(partition),
       onError: (error, partition) => this.logger.warn({ err: error, partition }, 'sequencer consumer error'),
     });
     readiness.addCheck('consumers', () => this.started);
@@ -69,7 +69,9 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       return { type: 'term', reason: 'undecodable work log event' };
     }
     try {
-      const outcome = await this.sequencer.apply(partition, event, streamSeq);
+      // Lines logged while applying carry the event's trace (ends and progress have one).
+      const traceId = 'trace_id' in event ? event.trace_id : undefined;
+      const outcome = await withTraceId(traceId, () => this.sequencer.apply(partition, event, streamSeq));
       return outcome === 'conflict' ? { type: 'nak', delayMs: 50 } : { type: 'ack' };
     } catch (error) {
       if (!(error instanceof BrokerUnavailableError))
