@@ -1,14 +1,37 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import {
+  Module,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { WORK_ITEMS_BUCKET } from '@backchannel/contracts';
 import { Clock } from '@backchannel/config';
 import type { ServiceContext } from '@backchannel/http';
-import { JsonBucket, WorkItemRecords, WorkLedger } from '@backchannel/messaging';
+import { MirroredWorkItemRecords, WorkItemRecords, WorkLedger } from '@backchannel/messaging';
 import { CallbacksController } from './callbacks/callbacks.controller.js';
 import { CallbacksService } from './callbacks/callbacks.service.js';
+
+/** Starts and stops the in-memory mirror of work item records with the app. */
+class RecordsMirrorLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  constructor(private readonly records: MirroredWorkItemRecords) {}
+
+  onApplicationBootstrap(): Promise<void> {
+    return this.records.start();
+  }
+
+  beforeApplicationShutdown(): void {
+    this.records.stop();
+  }
+}
 
 @Module({})
 export class CallbackIngressModule {
   static register(context: ServiceContext, clock: Clock = new Clock()): DynamicModule {
+    const records = new MirroredWorkItemRecords(
+      context.buckets.get(WORK_ITEMS_BUCKET.bucket)!,
+      context.config.REPLAY_TTL_MS,
+      () => clock.now(),
+    );
     return {
       module: CallbackIngressModule,
       controllers: [CallbacksController],
@@ -18,10 +41,8 @@ export class CallbackIngressModule {
           provide: WorkLedger,
           useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
         },
-        {
-          provide: WorkItemRecords,
-          useValue: new WorkItemRecords(new JsonBucket(context.buckets.get(WORK_ITEMS_BUCKET.bucket)!)),
-        },
+        { provide: WorkItemRecords, useValue: records },
+        { provide: RecordsMirrorLifecycle, useValue: new RecordsMirrorLifecycle(records) },
         CallbacksService,
       ],
     };

@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '@backchannel/contracts';
 import type { ServiceContext } from '@backchannel/http';
+import { invalidToken } from './callbacks/callbacks.service.js';
 
 const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
 
@@ -13,6 +14,19 @@ const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
  */
 export async function configureIngressHttp(fastify: FastifyInstance, context: ServiceContext): Promise<void> {
   fastify.removeContentTypeParser(['text/plain']);
+  // Nest also registers a form parser (application/x-www-form-urlencoded), which would
+  // turn `result=1` into a result: a callback body is JSON or it is refused with 415.
+  fastify.addHook('preValidation', async (request) => {
+    const type = request.headers['content-type'];
+    if (request.url.startsWith(WEBHOOKS_PREFIX) && type !== undefined && !isJsonMediaType(type)) {
+      throw new ApiError('unsupported_media_type', 'the body must be application/json');
+    }
+  });
+  // A callback path the routes cannot match (an id longer than the router's parameter
+  // limit, extra segments, no id) holds a malformed work item id: 401 like a bad token.
+  fastify.post(`${WEBHOOKS_PREFIX}*`, async () => {
+    throw invalidToken();
+  });
   await fastify.register(helmet, { global: true });
   await fastify.register(rateLimit, {
     global: true,
@@ -33,4 +47,8 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
         headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1_000))) },
       }),
   });
+}
+
+function isJsonMediaType(contentType: string): boolean {
+  return contentType.split(';')[0]!.trim().toLowerCase() === 'application/json';
 }

@@ -26,7 +26,7 @@ export class TokenAuthorityModule {
       providers: [
         { provide: Clock, useValue: clock },
         { provide: WorkLedger, useValue: ledger },
-        { provide: WorkItemRecords, useValue: new WorkItemRecords(bucket(WORK_ITEMS_BUCKET.bucket)) },
+        { provide: WorkItemRecords, useValue: new WorkItemRecords(context.buckets.get(WORK_ITEMS_BUCKET.bucket)!) },
         { provide: IdempotencyRecords, useValue: new IdempotencyRecords(bucket(IDEMPOTENCY_BUCKET.bucket)) },
         {
           provide: ApiKeysService,

@@ -1,12 +1,18 @@
+import type { KV } from '@nats-io/kv';
 import { KV_KEYS, type WorkItemRecord } from '@backchannel/contracts';
 import { JsonBucket } from './json-bucket.js';
+import { decodeJson } from './json.js';
 
 /**
  * Work item records by id (bucket bc-work-items): written once by the token authority
  * at registration, read by the ingress on every callback, by the dispatcher and others.
  */
 export class WorkItemRecords {
-  constructor(private readonly bucket: JsonBucket<WorkItemRecord>) {}
+  private readonly bucket: JsonBucket<WorkItemRecord>;
+
+  constructor(kv: KV) {
+    this.bucket = new JsonBucket<WorkItemRecord>(kv);
+  }
 
   async get(workItemId: string): Promise<WorkItemRecord | null> {
     return (await this.bucket.get(KV_KEYS.workItem(workItemId)))?.value ?? null;
@@ -14,5 +20,59 @@ export class WorkItemRecords {
 
   async put(record: WorkItemRecord): Promise<void> {
     await this.bucket.put(KV_KEYS.workItem(record.work_item_id), record);
+  }
+}
+
+/**
+ * An in-memory mirror of new work item records, fed by a KV watch, so the ingress checks
+ * a token without a broker round trip. Records are immutable, so a mirrored one is never
+ * stale; a miss (a callback faster than the watch, or a restart) reads the bucket.
+ */
+export class MirroredWorkItemRecords extends WorkItemRecords {
+  private readonly mirror = new Map<string, WorkItemRecord>();
+  private stopWatch?: () => void;
+  private pruneTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly kv: KV,
+    /** How long after its deadline a record may still be asked for (replays): `REPLAY_TTL_MS`. */
+    private readonly keepAfterDeadlineMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    super(kv);
+  }
+
+  override async get(workItemId: string): Promise<WorkItemRecord | null> {
+    return this.mirror.get(workItemId) ?? (await super.get(workItemId));
+  }
+
+  async start(): Promise<void> {
+    const watch = await this.kv.watch({ include: 'updates', ignoreDeletes: true });
+    this.stopWatch = () => watch.stop();
+    void (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT' || entry.length === 0) continue;
+        const record = decodeJson<WorkItemRecord>(entry.value);
+        this.mirror.set(record.work_item_id, record);
+      }
+    })().catch(() => undefined);
+    this.pruneTimer = setInterval(() => this.prune(), 10_000);
+    this.pruneTimer.unref();
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+  }
+
+  get size(): number {
+    return this.mirror.size;
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [workItemId, record] of this.mirror) {
+      if (Date.parse(record.expires_at) + this.keepAfterDeadlineMs < now) this.mirror.delete(workItemId);
+    }
   }
 }

@@ -9,7 +9,7 @@ import {
   type WorkItemProgressEvent,
   type WorkItemRecord,
 } from '@backchannel/contracts';
-import { MeshConfig } from '@backchannel/config';
+import { MeshConfig, crashPoint, type CrashPointName } from '@backchannel/config';
 import { Readiness } from '@backchannel/http';
 import { WorkItemRecords, WorkLedger, type EndResult, type Stored } from '@backchannel/messaging';
 import { newTraceId } from '@backchannel/observability';
@@ -37,6 +37,8 @@ const MAX_PROGRESS_ATTEMPTS = 20;
 @Injectable()
 export class CallbacksService {
   private readonly replayTtlMs: number;
+  /** Fault-injection tests only (docs/operations.md); undefined in every real deployment. */
+  private readonly crashAt: CrashPointName | undefined;
 
   constructor(
     private readonly records: WorkItemRecords,
@@ -46,12 +48,14 @@ export class CallbacksService {
     config: MeshConfig,
   ) {
     this.replayTtlMs = config.REPLAY_TTL_MS;
+    this.crashAt = config.BACKCHANNEL_CRASH_POINT;
   }
 
   async accept(workItemId: string, token: unknown, body: unknown, traceId: string): Promise<CallbackAnswer> {
     const record = await this.authenticate(workItemId, token);
     const outcome = outcomeOfCallback(body, record.kind);
     const hash = bodyHash(body);
+    crashPoint('ingress.after_token_check', this.crashAt);
     const result = this.pastDeadline(record)
       ? await this.recordTimeout(record)
       : await this.ledger.recordEnd({
@@ -63,6 +67,7 @@ export class CallbacksService {
           trace_id: traceId,
           at: this.clock.nowIso(),
         });
+    crashPoint('ingress.after_durable_write', this.crashAt);
     return this.answer(workItemId, result, hash);
   }
 
@@ -176,7 +181,7 @@ function unavailable(): ApiError {
 }
 
 /** One answer for every kind of bad token: it never says which (CONTRACT.md §3). */
-function invalidToken(): ApiError {
+export function invalidToken(): ApiError {
   return new ApiError(
     'invalid_token',
     'the callback token is missing, malformed, unknown or not valid for this work item',
