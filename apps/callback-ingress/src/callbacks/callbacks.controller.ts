@@ -17,6 +17,8 @@ export class CallbacksController {
       'kind',
       'outcome',
     ]);
+    // Zero from the start, so rate() and the dashboard see the series before the first callback.
+    for (const kind of ['final', 'progress'] as const) this.outcomes.inc({ kind, outcome: 'accepted' }, 0);
   }
 
   @Post(':workItemId')

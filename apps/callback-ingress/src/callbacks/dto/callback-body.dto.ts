@@ -63,6 +63,8 @@ export class ErrorsBodyDto {
   @IsArray({ message: 'errors must be an array' })
   @ArrayMinSize(1, { message: 'errors must hold at least one error' })
   @ArrayMaxSize(20, { message: 'errors must hold at most 20 errors' })
+  // Without it, `[[{…}]]` passes: ValidateNested validates the inner array's objects.
+  @IsObject({ each: true, message: 'each error must be an object' })
   @ValidateNested({ each: true })
   @Type(() => CallbackErrorDto)
   errors!: CallbackErrorDto[];
