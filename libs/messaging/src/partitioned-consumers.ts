@@ -77,20 +77,43 @@ export class PartitionedConsumers {
     return this.leases.ownedPartitions();
   }
 
+  /**
+   * One round: renew and move leases, then make the running consumers match the leases
+   * held. Level-triggered on purpose: a partition whose start failed (broker away, consumer
+   * lookup timed out), whose consume loop ended by itself, or whose loss was not reported
+   * because the lease round failed half-way, is put right at the next round instead of
+   * staying owned-but-idle (its conversations stuck) or running-but-lost for good.
+   */
   private rebalance(): Promise<void> {
     if (this.rebalancing || this.stopped) return this.rebalancing ?? Promise.resolve();
     this.rebalancing = (async () => {
       try {
-        const { acquired, lost } = await this.leases.rebalance();
-        for (const partition of lost) await this.stopPartition(partition);
-        for (const partition of acquired) await this.startPartition(partition);
+        await this.leases.rebalance();
       } catch (error) {
         this.options.onError?.(error);
+      }
+      try {
+        await this.reconcile();
       } finally {
         this.rebalancing = undefined;
       }
     })();
     return this.rebalancing;
+  }
+
+  private async reconcile(): Promise<void> {
+    const owned = new Set(this.leases.ownedPartitions());
+    for (const partition of [...this.running.keys()]) {
+      if (!owned.has(partition)) await this.stopPartition(partition);
+    }
+    for (const partition of owned) {
+      if (this.running.has(partition) || this.stopped) continue;
+      try {
+        await this.startPartition(partition);
+      } catch (error) {
+        this.options.onError?.(error, partition);
+      }
+    }
   }
 
   private async ensureConsumer(partition: number): Promise<void> {
@@ -118,7 +141,13 @@ export class PartitionedConsumers {
     const messages = await consumer.consume({ max_messages: 64 });
     const done = (async () => {
       for await (const message of messages) await this.dispatch(message, partition);
-    })().catch((error) => this.options.onError?.(error, partition));
+    })()
+      .catch((error) => this.options.onError?.(error, partition))
+      .finally(() => {
+        // The loop ended without stopPartition (the iterator failed or closed): forget it,
+        // so the next round starts the partition again while its lease is held.
+        if (this.running.get(partition)?.messages === messages) this.running.delete(partition);
+      });
     this.running.set(partition, { messages, done });
   }
 
