@@ -1,10 +1,12 @@
+import type { IncomingMessage } from 'node:http';
 import { HttpException } from '@nestjs/common';
 import { ApiError, type ErrorCode } from '@backchannel/contracts';
 import { BrokerUnavailableError } from '@backchannel/messaging';
-import { traceFrom } from '@backchannel/observability';
+import { requestTraceId } from './request-trace.js';
 
 interface MinimalRequest {
   id?: string;
+  raw?: IncomingMessage;
   headers: Record<string, string | string[] | undefined>;
 }
 
@@ -59,7 +61,7 @@ export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
 
 /** Writes the envelope (CONTRACT.md §5) with the request and trace ids in `meta`. */
 export function sendError(reply: MinimalReply, request: MinimalRequest, error: ApiError): void {
-  const traceId = traceFrom(request.headers['traceparent']).traceId;
+  const traceId = requestTraceId(request);
   for (const [name, value] of Object.entries(error.headers ?? {})) reply.header(name, value);
   reply
     .status(error.status)

@@ -6,13 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import type { KV } from '@nats-io/kv';
 import { BUCKETS, STREAMS, SHUTDOWN_GRACE_MS } from '@backchannel/contracts';
 import { MeshConfig, loadConfig, portOf } from '@backchannel/config';
-import { connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
+import { ConsumerLagMonitor, connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
 import { Metrics, NestPinoLogger, createLogger, type Logger } from '@backchannel/observability';
 import { EnvelopeFilter } from './envelope.filter.js';
 import { sendError, toHttpApiError } from './error-rendering.js';
 import { HealthController } from './health.controller.js';
 import { INTERNAL_PREFIX, internalAuthCheck } from './internal-auth.js';
 import { Readiness } from './readiness.js';
+import { traceRequests } from './request-trace.js';
 import { LOGGER, NATS_HANDLES } from './tokens.js';
 import { randomUUID } from 'node:crypto';
 
@@ -36,6 +37,12 @@ export interface ServiceDefinition {
   bodyLimit?: (config: MeshConfig) => number;
   /** Fastify plugins and hooks (rate limits, headers, parsers), registered before routes. */
   configureHttp?: (fastify: FastifyInstance, context: ServiceContext) => Promise<void>;
+  /**
+   * The durable consumers the service runs, whose backlog `/metrics` reports as
+   * `backchannel_consumer_pending_messages` and `backchannel_consumer_ack_pending_messages`
+   * (label `consumer`: the durable name, bounded by `SEQUENCER_PARTITIONS`).
+   */
+  durableConsumers?: (config: MeshConfig) => { stream: string; names: string[] };
 }
 
 export interface RunningService {
@@ -45,8 +52,27 @@ export interface RunningService {
   url: string;
   port: number;
   /** Graceful stop: readiness drops, in-flight work finishes, the connection drains. */
-  stop(): Promise<void>;
+  stop(options?: StopOptions): Promise<void>;
 }
+
+export interface StopOptions {
+  /**
+   * How long the listener stays open after readiness drops, answering (new callbacks with
+   * 503) and closing every keep-alive connection it answers on. `runService` (a real
+   * process sent SIGTERM) uses `SHUTDOWN_READINESS_DELAY_MS`; in-process tests stop at once.
+   */
+  readinessDelayMs?: number;
+}
+
+/**
+ * After SIGTERM, `/readyz` answers 503 for this long before the listener closes. Closing
+ * at once would cut keep-alive connections a client is writing a request on at that
+ * moment (seen in test/mesh/shutdown.e2e-spec.ts: socket errors, not answers); during the
+ * delay every answer carries `Connection: close`, so busy clients leave cleanly, and a
+ * load balancer polling readiness sees 503 before connections are refused. Kubernetes
+ * adds its own preStop pause in front of this (docs/deploy.md).
+ */
+export const SHUTDOWN_READINESS_DELAY_MS = 1_000;
 
 export interface StartOptions {
   /** Environment to read instead of `process.env` (tests). */
@@ -72,7 +98,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     user: config.NATS_USER,
     pass: config.NATS_PASSWORD,
   });
-  watchConnection(nats, readiness, logger);
+  watchConnection(nats, readiness, logger, metrics);
   await Promise.all(STREAMS.map((spec) => ensureStream(nats.jsm, spec, config.STREAM_REPLICAS)));
   const buckets = new Map<string, KV>();
   for (const spec of BUCKETS) buckets.set(spec.bucket, await ensureBucket(nats.nc, spec, config.STREAM_REPLICAS));
@@ -90,15 +116,21 @@ export async function startService(definition: ServiceDefinition, options: Start
     { logger: new NestPinoLogger(logger), abortOnError: false },
   );
   const fastify = app.getHttpAdapter().getInstance();
+  traceRequests(fastify, logger);
   const checkInternalAuth = internalAuthCheck(config.INTERNAL_API_TOKEN);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
     if (request.url.startsWith(INTERNAL_PREFIX)) checkInternalAuth(request.headers.authorization);
   });
+  // Shutting down: no answer leaves a keep-alive connection open behind it.
+  fastify.addHook('onSend', async (_request, reply) => {
+    if (readiness.isStopping) void reply.header('connection', 'close');
+  });
   observeHttp(fastify, metrics);
   fastify.setErrorHandler((error, request, reply) => sendError(reply, request, toHttpApiError(error, logger)));
   await definition.configureHttp?.(fastify, context);
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
+  const lag = watchConsumerLag(definition, context);
   readiness.markStarted();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -106,8 +138,8 @@ export async function startService(definition: ServiceDefinition, options: Start
 
   let stopping: Promise<void> | undefined;
   const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
-  const stop = (): Promise<void> => {
-    stopping ??= gracefulStop(app, context);
+  const stop = (stopOptions: StopOptions = {}): Promise<void> => {
+    stopping ??= gracefulStop(app, context, lag, stopOptions.readinessDelayMs ?? 0);
     return stopping;
   };
   return { context, app, url: `http://${host}:${port}`, port, stop };
@@ -126,9 +158,9 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
     process.exit(1);
   }
   const onSignal = (): void => {
-    const hardStop = setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS + 3_000);
+    const hardStop = setTimeout(() => process.exit(0), SHUTDOWN_READINESS_DELAY_MS + SHUTDOWN_GRACE_MS + 3_000);
     hardStop.unref();
-    void service.stop().then(
+    void service.stop({ readinessDelayMs: SHUTDOWN_READINESS_DELAY_MS }).then(
       () => process.exit(0),
       () => process.exit(0),
     );
@@ -137,8 +169,15 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
   process.once('SIGINT', onSignal);
 }
 
-async function gracefulStop(app: NestFastifyApplication, context: ServiceContext): Promise<void> {
+async function gracefulStop(
+  app: NestFastifyApplication,
+  context: ServiceContext,
+  lag: ConsumerLagMonitor | undefined,
+  readinessDelayMs: number,
+): Promise<void> {
   context.readiness.markStopping();
+  await lag?.stop();
+  if (readinessDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessDelayMs));
   const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
   await Promise.race([app.close(), grace]);
   await Promise.race([context.nats.nc.drain().catch(() => undefined), grace]);
@@ -173,18 +212,65 @@ function rootModule(definition: ServiceDefinition, context: ServiceContext): Dyn
   return { module: ServiceRootModule, imports: [core, definition.module(context)] };
 }
 
-function watchConnection(nats: NatsHandles, readiness: Readiness, logger: Logger): void {
+function watchConnection(nats: NatsHandles, readiness: Readiness, logger: Logger, metrics: Metrics): void {
+  const connected = metrics.gauge('backchannel_nats_connected', 'Whether the broker connection is up (1) or not (0)');
+  connected.set(1);
   void (async () => {
     for await (const status of nats.nc.status()) {
       if (status.type === 'disconnect') {
         readiness.setBrokerConnected(false);
+        connected.set(0);
         logger.warn('broker disconnected');
       } else if (status.type === 'reconnect') {
         readiness.setBrokerConnected(true);
+        connected.set(1);
         logger.info('broker reconnected');
       }
     }
-  })();
+  })().finally(() => connected.set(0));
+}
+
+/**
+ * Backlog gauges of the service's durable consumers, polled from JetStream (the label is
+ * the durable name: partition numbers are bounded configuration, never ids). A consumer
+ * not found (not created yet, or gone) has its series removed rather than left stale.
+ */
+function watchConsumerLag(definition: ServiceDefinition, context: ServiceContext): ConsumerLagMonitor | undefined {
+  const consumers = definition.durableConsumers?.(context.config);
+  if (!consumers) return undefined;
+  const pending = context.metrics.gauge(
+    'backchannel_consumer_pending_messages',
+    'Messages of a durable consumer not yet delivered (JetStream num_pending)',
+    ['consumer'],
+  );
+  const ackPending = context.metrics.gauge(
+    'backchannel_consumer_ack_pending_messages',
+    'Messages delivered to a durable consumer and not yet acknowledged (JetStream num_ack_pending)',
+    ['consumer'],
+  );
+  let failures = 0;
+  const monitor = new ConsumerLagMonitor(context.nats.jsm, {
+    stream: consumers.stream,
+    consumers: consumers.names,
+    onSample: (samples) => {
+      failures = 0;
+      const seen = new Set(samples.map((sample) => sample.consumer));
+      for (const sample of samples) {
+        pending.set({ consumer: sample.consumer }, sample.pending);
+        ackPending.set({ consumer: sample.consumer }, sample.ackPending);
+      }
+      for (const name of consumers.names.filter((name) => !seen.has(name))) {
+        pending.remove({ consumer: name });
+        ackPending.remove({ consumer: name });
+      }
+    },
+    // While the broker is away every poll fails: say so once, not every 5 s.
+    onError: (error) => {
+      if (failures++ === 0) context.logger.warn({ err: error }, 'polling consumer backlog failed');
+    },
+  });
+  monitor.start();
+  return monitor;
 }
 
 /** Requests by route template and status class: never ids (routes are templates). */

@@ -1,6 +1,7 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 import type { LoggerService } from '@nestjs/common';
 import { REDACTED_PATHS, scrubSecrets, scrubString } from './redaction.js';
+import { currentTraceId } from './trace-context.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = PinoLogger;
@@ -16,7 +17,8 @@ export interface LoggerOptions {
 
 /**
  * The JSON line logger of every service: pino with path redaction plus a value scrub,
- * so no callback token, API key, signing secret or internal token reaches a line.
+ * so no callback token, API key, signing secret or internal token reaches a line. Every
+ * line written while a request or message is handled carries its `trace_id`.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const secrets = options.knownSecrets ?? [];
@@ -27,6 +29,12 @@ export function createLogger(options: LoggerOptions): Logger {
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
+      // The current request's or message's trace (trace-context.ts); an explicit
+      // `trace_id` in the logged object wins.
+      mixin: () => {
+        const traceId = currentTraceId();
+        return traceId ? { trace_id: traceId } : {};
+      },
       formatters: {
         level: (label) => ({ level: label }),
         log: (object) => scrubSecrets(object, secrets) as Record<string, unknown>,

@@ -87,6 +87,8 @@ export class SequencerService {
       return 'conflict';
     }
     this.cache.set(event.conversation_id, { value: state, revision, partition });
+    // Counted once per end: a redelivered or conflicting event is not `applied`.
+    if (event.type === 'work_item.ended') this.ended.inc({ state: event.outcome.state });
     return 'applied';
   }
 

@@ -1,0 +1,282 @@
+// `npm run bench`: the mesh against its raw ceilings, measured in one run on this machine.
+// Prints a table and writes bench/results/latest.json. See docs/benchmarks.md.
+import { fork, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { buildReason } from '../scripts/build-state.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const QUICK = process.env.BENCH_QUICK === '1';
+const STEP_MS = QUICK ? 2_000 : 5_000;
+const RATES = QUICK ? [500, 1_000] : [500, 1_000, 2_000, 3_000, 4_000];
+const CLOSED_MS = QUICK ? 2_000 : 5_000;
+const SCALES = QUICK ? [100, 1_000] : [100, 10_000, 100_000];
+const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
+const now = () => performance.timeOrigin + performance.now();
+const children = [];
+
+process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+async function main() {
+  ensureBuilt();
+  const nats = await startNats();
+  const report = { date: new Date().toISOString(), machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
+
+  log('ceilings: bare Fastify 202, and Fastify + one awaited JetStream publish');
+  report.ceiling_fastify_per_s = await ceiling('fastify', nats.url);
+  report.ceiling_fastify_publish_per_s = await ceiling('publish', nats.url);
+
+  log('mesh: token-authority, callback-ingress, ordering-sequencer, conversation-injector');
+  const mesh = await startMesh(nats.url);
+  const nc = await connect({ servers: nats.url });
+  const arrivals = followLive(nc);
+
+  log(`ingress maximum (closed loop, 64 in flight, ${CLOSED_MS / 1000} s)`);
+  const closed = await drive(mesh.ingress, 'closed', await registerMany(nc, 40_000 * (CLOSED_MS / 5_000), 100, 'max'), { concurrency: 64 });
+  report.ingress_accepted_per_s = round(closed.accepted / closed.seconds);
+  report.ingress_ratio_to_ceiling = round(report.ingress_accepted_per_s / report.ceiling_fastify_publish_per_s, 3);
+
+  report.steps = [];
+  for (const rate of RATES) {
+    log(`open loop at ${rate}/s for ${STEP_MS / 1000} s`);
+    const requests = await registerMany(nc, Math.round((rate * STEP_MS) / 1000), 100, `r${rate}`);
+    const run = await drive(mesh.ingress, 'open', requests, { rate });
+    const e2e = await endToEnd(run, arrivals);
+    report.steps.push({ rate, accepted_per_s: round(run.accepted / run.seconds), errors: run.errors, ...e2e });
+  }
+  const at1000 = report.steps.find((step) => step.rate === 1_000);
+  report.e2e_p50_ms_at_1000 = at1000?.p50_ms;
+  report.e2e_p99_ms_at_1000 = at1000?.p99_ms;
+  report.e2e_p999_ms_at_1000 = at1000?.p999_ms;
+  const sustained = report.steps.filter((s) => s.lost === 0 && s.errors === 0 && s.p99_ms < 50 && s.accepted_per_s >= s.rate * 0.95);
+  report.max_sustained_per_s = Math.max(0, ...sustained.map((s) => s.rate));
+  report.lost = report.steps.reduce((sum, s) => sum + s.lost, 0);
+
+  report.scale = [];
+  for (const conversations of SCALES) {
+    log(`scale: ${conversations} active conversations`);
+    const requests = await registerMany(nc, Math.max(conversations, 10_000), conversations, `s${conversations}`);
+    const run = await drive(mesh.ingress, 'closed', requests, { concurrency: 64 });
+    report.scale.push({ conversations, accepted_per_s: round(run.accepted / run.seconds) });
+  }
+  const first = report.scale[0].accepted_per_s;
+  const last = report.scale.at(-1).accepted_per_s;
+  report.throughput_ratio_100k_vs_100 = round(last / first, 3);
+  report.rss_mb = Object.fromEntries(mesh.services.map((s) => [s.name, rssMb(s.child.pid)]));
+
+  await nc.close();
+  await stopAll(mesh.services);
+  await stopNats(nats);
+  printTable(report);
+  mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench/results/latest.json'), JSON.stringify(report, null, 2) + '\n');
+  log('wrote bench/results/latest.json');
+}
+
+// ---------------------------------------------------------------------------------------
+
+function ensureBuilt() {
+  const reason = buildReason(ROOT);
+  if (!reason) return;
+  log(`building (${reason})`);
+  const nest = path.join(ROOT, 'node_modules/@nestjs/cli/bin/nest.js');
+  const built = spawnSync(process.execPath, [nest, 'build', '--all'], { stdio: 'inherit', cwd: ROOT });
+  if (built.status !== 0) throw new Error('build failed');
+}
+
+async function startNats() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bc-bench-'));
+  const bin = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find(existsSync) ?? 'nats-server';
+  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir], {
+    stdio: 'ignore',
+  });
+  children.push(child);
+  const url = await poll(() => {
+    const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
+    return file && JSON.parse(readFileSync(path.join(dir, file), 'utf8')).nats[0];
+  });
+  return { url, child, dir };
+}
+
+async function stopNats(nats) {
+  nats.child.kill('SIGTERM');
+  await new Promise((resolve) => nats.child.once('exit', resolve));
+  rmSync(nats.dir, { recursive: true, force: true });
+}
+
+async function ceiling(mode, natsUrl) {
+  const port = await freePort();
+  const child = fork(path.join(ROOT, 'bench/ceiling-server.mjs'), [mode, String(port), natsUrl], { stdio: 'ignore' });
+  children.push(child);
+  await new Promise((resolve) => child.once('message', resolve));
+  const requests = Array.from({ length: 200_000 }, (_, i) => ({ id: String(i), path: `/api/v1/webhooks/wi_${i}`, body: '{"result":{"ok":true}}' }));
+  const run = await drive({ origin: `http://127.0.0.1:${port}` }, 'closed', requests, { concurrency: 64 });
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return round(run.accepted / run.seconds);
+}
+
+async function startMesh(natsUrl) {
+  const names = ['token-authority', 'callback-ingress', 'ordering-sequencer', 'conversation-injector'];
+  const services = [];
+  for (const name of names) {
+    const port = await freePort();
+    const env = {
+      ...process.env,
+      NATS_URL: natsUrl,
+      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+      LOG_LEVEL: 'warn',
+      INGRESS_RATE_LIMIT_PER_SOURCE: '1000000',
+      [portEnv(name)]: String(port),
+    };
+    const child = spawn(process.execPath, [path.join(ROOT, `dist/apps/${name}/src/main.js`)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(child);
+    services.push({ name, port, child, origin: `http://127.0.0.1:${port}` });
+  }
+  for (const service of services) {
+    await poll(async () => (await fetch(`${service.origin}/readyz`).catch(() => undefined))?.status === 200, 60_000);
+  }
+  return { services, ingress: services.find((s) => s.name === 'callback-ingress') };
+}
+
+function portEnv(name) {
+  return {
+    'token-authority': 'TOKEN_AUTHORITY_PORT',
+    'callback-ingress': 'INGRESS_PORT',
+    'ordering-sequencer': 'SEQUENCER_PORT',
+    'conversation-injector': 'INJECTOR_PORT',
+  }[name];
+}
+
+async function stopAll(services) {
+  for (const service of services) service.child.kill('SIGTERM');
+  await Promise.all(services.map((service) => new Promise((resolve) => service.child.once('exit', resolve))));
+}
+
+/** Opens `conversations` conversations and registers `count` work items spread over them. */
+async function registerMany(nc, count, conversations, label) {
+  const ids = Array.from({ length: conversations }, (_, i) => `bench-${label}-${i}`);
+  await pool(ids, 64, (conversation_id) => request(nc, 'bc.v1.conversations.open', { conversation_id, tenant_id: 'bench' }));
+  const items = await pool(Array.from({ length: count }, (_, i) => i), 64, (i) =>
+    request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % conversations], kind: 'tool', timeout_ms: 3_600_000 }),
+  );
+  return items.map((item) => ({
+    id: item.work_item_id,
+    path: `/api/v1/webhooks/${item.work_item_id}`,
+    token: item.callback.headers['x-callback-token'],
+    body: JSON.stringify({ result: { order: 'A-1', status: 'shipped' } }),
+  }));
+}
+
+async function request(nc, subject, body) {
+  for (let attempt = 0; ; attempt++) {
+    const reply = (await nc.request(subject, JSON.stringify(body), { timeout: 10_000 })).json();
+    if (!reply.errors) return reply;
+    if (attempt > 5) throw new Error(`${subject}: ${JSON.stringify(reply.errors)}`);
+  }
+}
+
+async function drive(target, kind, requests, options) {
+  const worker = fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' });
+  children.push(worker);
+  const started = now();
+  worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...options });
+  const { results } = await new Promise((resolve) => worker.once('message', resolve));
+  worker.kill();
+  const seconds = kind === 'closed' ? Math.min(CLOSED_MS, now() - started) / 1000 : (Math.max(...results.map((r) => r.answeredAt)) - Math.min(...results.map((r) => r.sentAt))) / 1000;
+  const accepted = results.filter((r) => r.status === 202 || r.status === 200).length;
+  return { results, accepted, errors: results.length - accepted, seconds };
+}
+
+function followLive(nc) {
+  const arrivals = new Map();
+  nc.subscribe('bc.v1.conversations.*.messages', {
+    callback: (_error, msg) => {
+      const message = msg.json();
+      if (message.source?.work_item_id) arrivals.set(message.source.work_item_id, now());
+    },
+  });
+  return arrivals;
+}
+
+async function endToEnd(run, arrivals) {
+  const accepted = run.results.filter((r) => r.status === 202 || r.status === 200);
+  await poll(() => accepted.every((r) => arrivals.has(r.id)), 10_000).catch(() => undefined);
+  const latencies = accepted.filter((r) => arrivals.has(r.id)).map((r) => arrivals.get(r.id) - r.sentAt).sort((a, b) => a - b);
+  const pct = (p) => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN, 2);
+  return { p50_ms: pct(0.5), p99_ms: pct(0.99), p999_ms: pct(0.999), lost: accepted.length - latencies.length };
+}
+
+function rssMb(pid) {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+    return round(Number(line.split(/\s+/)[1]) / 1024, 1);
+  } catch {
+    return null;
+  }
+}
+
+function printTable(report) {
+  const rows = [
+    ['ceiling: Fastify 202', `${report.ceiling_fastify_per_s}/s`],
+    ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s`],
+    ['ingress accepted (closed loop)', `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling)`],
+    ...report.steps.map((s) => [
+      `open loop ${s.rate}/s`,
+      `${s.accepted_per_s}/s accepted, e2e p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, p99.9 ${s.p999_ms} ms, errors ${s.errors}, lost ${s.lost}`,
+    ]),
+    ['max sustained (0 lost, p99 < 50 ms)', `${report.max_sustained_per_s}/s`],
+    ...report.scale.map((s) => [`${s.conversations} active conversations`, `${s.accepted_per_s}/s`]),
+    ['throughput ratio, largest vs 100 conversations', String(report.throughput_ratio_100k_vs_100)],
+    ...Object.entries(report.rss_mb).map(([name, mb]) => [`RSS ${name}`, `${mb} MB`]),
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  process.stdout.write(`\nBackchannel bench — ${report.date} — ${report.machine}\n`);
+  for (const [label, value] of rows) process.stdout.write(`  ${label.padEnd(width)}  ${value}\n`);
+}
+
+const pctOf = (ratio) => `${Math.round(ratio * 100)}%`;
+const round = (value, digits = 0) => Math.round(value * 10 ** digits) / 10 ** digits;
+const log = (message) => process.stdout.write(`[bench] ${message}\n`);
+
+async function pool(items, concurrency, work) {
+  const results = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]);
+      }
+    }),
+  );
+  return results;
+}
+
+async function poll(probe, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+// The load generator, in its own process so it does not share an event loop with what it
+// measures. It receives a plan over IPC and answers with per-request timings.
+//   closed: keep `concurrency` requests in flight for `durationMs` (maximum throughput);
+//   open:   send at a fixed `rate` per second whatever the answers (latency under load).
+import { Pool } from 'undici';
+
+const now = () => performance.timeOrigin + performance.now();
+
+process.on('message', async (plan) => {
+  const pool = new Pool(plan.origin, { connections: plan.connections ?? 64, pipelining: 1 });
+  const results = plan.kind === 'closed' ? await closedLoop(pool, plan) : await openLoop(pool, plan);
+  await pool.close();
+  process.send({ results });
+});
+
+function post(pool, request) {
+  const sentAt = now();
+  return pool
+    .request({
+      method: 'POST',
+      path: request.path,
+      headers: { 'content-type': 'application/json', 'x-callback-token': request.token ?? '' },
+      body: request.body,
+    })
+    .then(async (response) => {
+      await response.body.dump();
+      return { id: request.id, sentAt, answeredAt: now(), status: response.statusCode };
+    })
+    .catch(() => ({ id: request.id, sentAt, answeredAt: now(), status: 0 }));
+}
+
+async function closedLoop(pool, plan) {
+  const results = [];
+  const deadline = now() + plan.durationMs;
+  let next = 0;
+  const lane = async () => {
+    while (now() < deadline && next < plan.requests.length) results.push(await post(pool, plan.requests[next++]));
+  };
+  await Promise.all(Array.from({ length: plan.concurrency }, lane));
+  return results;
+}
+
+async function openLoop(pool, plan) {
+  const pending = [];
+  const start = now();
+  let sent = 0;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const due = Math.min(plan.requests.length, Math.floor(((now() - start) / 1000) * plan.rate));
+      while (sent < due) pending.push(post(pool, plan.requests[sent++]));
+      if (sent >= plan.requests.length) return resolve();
+      setTimeout(tick, 1);
+    };
+    tick();
+  });
+  return Promise.all(pending);
+}

@@ -1,0 +1,80 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { traceFrom, traceStorage, type Logger, type TraceContext } from '@backchannel/observability';
+
+interface RequestLike {
+  raw?: IncomingMessage;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+const traces = new WeakMap<object, TraceContext>();
+const scopes = new WeakMap<object, AsyncResource>();
+
+/** Routes probed every few seconds: their lines are `debug`, so `info` stays readable. */
+const PROBE_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * The trace of the request being handled: its own `traceparent` when it carried a valid
+ * one (W3C), else a new trace made when it arrived. The same for every reader.
+ */
+export function requestTrace(request: RequestLike): TraceContext {
+  const key = request.raw ?? request;
+  return traces.get(key) ?? traceFrom(request.headers['traceparent']);
+}
+
+/** The trace id of the request being handled (see `requestTrace`). */
+export function requestTraceId(request: RequestLike): string {
+  return requestTrace(request).traceId;
+}
+
+/**
+ * Request-scoped trace context and one log line per request.
+ *
+ * - `onRequest` settles the request's trace (`traceFrom(traceparent)`), writes it back as
+ *   the request's `traceparent` header (so code that parses the header itself, e.g.
+ *   `traceFrom(headers.traceparent)` in a controller, gets the same trace, not a new one
+ *   per call), and runs the rest of the request inside it: every line logged while the
+ *   request is handled carries its `trace_id` (the logger's mixin).
+ * - `preValidation` re-enters that scope once the body is read. Fastify 5 on Node 20 keeps
+ *   it across body parsing anyway (request-trace.spec.ts checks a body sent late); this
+ *   is the belt to that, as @fastify/request-context does.
+ * - `onResponse` logs `{trace_id, request_id, method, route, status, duration_ms}`. Never
+ *   headers, bodies or the raw URL: the route template is enough and holds no secret.
+ *   Health probes and scrapes at `debug`, 5xx at `warn`, everything else at `info`.
+ *
+ * Registered before every other hook, so even a request refused in `onRequest` (internal
+ * auth) is answered and logged with its trace.
+ */
+export function traceRequests(fastify: FastifyInstance, logger: Logger): void {
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const trace = traceFrom(request.headers['traceparent']);
+    request.headers['traceparent'] = `00-${trace.traceId}-${trace.spanId}-${trace.sampled ? '01' : '00'}`;
+    traces.set(request.raw, trace);
+    traceStorage.run({ traceId: trace.traceId }, () => {
+      scopes.set(request.raw, new AsyncResource('backchannel.request'));
+      done();
+    });
+  });
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    const scope = scopes.get(request.raw);
+    if (scope) scope.runInAsyncScope(done);
+    else done();
+  });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    const line = {
+      trace_id: requestTraceId(request),
+      request_id: request.id,
+      method: request.method,
+      route,
+      status,
+      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (PROBE_ROUTES.has(route)) logger.debug(line, 'http request');
+    else if (status >= 500) logger.warn(line, 'http request');
+    else logger.info(line, 'http request');
+    done();
+  });
+}
