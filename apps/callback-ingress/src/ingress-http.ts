@@ -16,16 +16,13 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
   fastify.removeContentTypeParser(['text/plain']);
   // Nest also registers a form parser (application/x-www-form-urlencoded), which would
   // turn `result=1` into a result: a callback body is JSON or it is refused with 415.
-  fastify.addHook('preValidation', async (request) => {
+  fastify.addHook('preValidation', (request, _reply, done) => {
     const type = request.headers['content-type'];
     if (request.url.startsWith(WEBHOOKS_PREFIX) && type !== undefined && !isJsonMediaType(type)) {
-      throw new ApiError('unsupported_media_type', 'the body must be application/json');
+      done(new ApiError('unsupported_media_type', 'the body must be application/json'));
+    } else {
+      done();
     }
-  });
-  // A callback path the routes cannot match (an id longer than the router's parameter
-  // limit, extra segments, no id) holds a malformed work item id: 401 like a bad token.
-  fastify.post(`${WEBHOOKS_PREFIX}*`, async () => {
-    throw invalidToken();
   });
   await fastify.register(helmet, { global: true });
   await fastify.register(rateLimit, {
@@ -47,8 +44,12 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
         headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1_000))) },
       }),
   });
+  // A callback path the routes cannot match (an id longer than the router's parameter
+  // limit, extra segments, no id) holds a malformed work item id: 401 like a bad token.
+  // Registered after the plugins, so their hooks (rate limit, headers) apply to it too.
+  for (const url of [WEBHOOKS_PREFIX, `${WEBHOOKS_PREFIX}*`]) fastify.post(url, () => Promise.reject(invalidToken()));
 }
 
 function isJsonMediaType(contentType: string): boolean {
-  return contentType.split(';')[0]!.trim().toLowerCase() === 'application/json';
+  return contentType.split(';')[0].trim().toLowerCase() === 'application/json';
 }

@@ -22,6 +22,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     'INTERNAL_API_TOKEN',
     'NATS_USER',
     'NATS_PASSWORD',
+    'BACKCHANNEL_CRASH_POINT',
   ]);
   const plain: Record<string, string> = {};
   for (const key of known) {
@@ -37,6 +38,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       return `${error.property}=${shown}: ${rules}`;
     });
     throw new ConfigError(problems);
+  }
+  if (config.BACKCHANNEL_CRASH_POINT !== undefined && env.NODE_ENV === 'production') {
+    throw new ConfigError([
+      `BACKCHANNEL_CRASH_POINT=${JSON.stringify(config.BACKCHANNEL_CRASH_POINT)}: crash points are for fault-injection tests and are refused when NODE_ENV=production`,
+    ]);
   }
   return config;
 }

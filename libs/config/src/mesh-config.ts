@@ -1,6 +1,7 @@
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUrl, Max, Min, MinLength } from 'class-validator';
 import { MAX_CALLBACK_MAX_BODY_BYTES } from '@backchannel/contracts';
+import { CRASH_POINTS, type CrashPointName } from './crash-point.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
@@ -57,6 +58,16 @@ export class MeshConfig {
   @Transform(toInt) @IsInt() @IsIn([1, 3, 5]) STREAM_REPLICAS = 1;
   @Transform(toBool) @IsBoolean() DISPATCHER_ALLOW_PRIVATE_NETWORKS = false;
   @IsIn(['debug', 'info', 'warn', 'error']) LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error' = 'info';
+
+  /**
+   * For fault-injection tests only, never for operating the mesh: the named crash point
+   * (one of `CRASH_POINTS`) at which the service kills itself with SIGKILL. Unset, no
+   * crash point does anything; set while `NODE_ENV=production` (as in the image), the
+   * service refuses to start. See docs/operations.md.
+   */
+  @IsOptional()
+  @IsIn(CRASH_POINTS, { message: `BACKCHANNEL_CRASH_POINT must be one of ${CRASH_POINTS.join(', ')}` })
+  BACKCHANNEL_CRASH_POINT?: CrashPointName;
 }
 
 /** The port each service listens on, by service name. */

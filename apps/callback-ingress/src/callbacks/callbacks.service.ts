@@ -56,8 +56,10 @@ export class CallbacksService {
     const outcome = outcomeOfCallback(body, record.kind);
     const hash = bodyHash(body);
     crashPoint('ingress.after_token_check', this.crashAt);
-    const result = this.pastDeadline(record)
-      ? await this.recordTimeout(record)
+    // Past the deadline the item's end is `timed_out`, even when this request is the one
+    // that writes it: for the callback that is a lost race (410), never an acceptance.
+    const result: EndResult = this.pastDeadline(record)
+      ? { outcome: 'lost', end: (await this.recordTimeout(record)).end }
       : await this.ledger.recordEnd({
           type: 'work_item.ended',
           conversation_id: record.conversation_id,
