@@ -38,8 +38,8 @@ describe('callback ingress under load limits and broker faults', () => {
     );
     const limitedAnswers = answers.filter((answer) => answer.status === 429);
     expect(limitedAnswers.length).toBeGreaterThanOrEqual(5);
-    expect(limitedAnswers[0]!.body.errors[0].code).toBe('rate_limited');
-    expect(Number(limitedAnswers[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(limitedAnswers[0].body.errors[0].code).toBe('rate_limited');
+    expect(Number(limitedAnswers[0].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect((await platform.workItem(item.work_item_id)).state).toBe('pending');
   });
 
@@ -68,7 +68,7 @@ describe('callback ingress under load limits and broker faults', () => {
     await eventually(() => expect(watcher.of('broker-down')).toHaveLength(1), { timeoutMs: 20_000 });
     const replay = await postCallback(ingress.service.url, item.work_item_id, item.token, { result: 'kept' });
     expect(replay.status).toBe(200);
-    expect(watcher.of('broker-down')[0]!.result).toBe('kept');
+    expect(watcher.of('broker-down')[0].result).toBe('kept');
     await watcher.close();
   });
 });
