@@ -473,6 +473,8 @@ describe('callback ingress under fuzzing', () => {
       const answer = await rawRequest(request);
       expect(answer.status).toBeGreaterThanOrEqual(400);
       expect(answer.status).toBeLessThan(500);
+      // Even a request the HTTP parser refuses gets the envelope (CONTRACT.md §5).
+      expect(JSON.parse(answer.body).errors[0].code).toMatch(/^(invalid_request|payload_too_large|invalid_token)$/);
     }
     const escapes = [
       '{"result":"\\q"}',

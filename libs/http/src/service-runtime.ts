@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import { Global, Module, type DynamicModule, type Type } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KV } from '@nats-io/kv';
-import { BUCKETS, STREAMS, SHUTDOWN_GRACE_MS } from '@backchannel/contracts';
+import { ApiError, BUCKETS, SHUTDOWN_GRACE_MS, STREAMS, envelopeOf } from '@backchannel/contracts';
 import { MeshConfig, loadConfig, portOf } from '@backchannel/config';
 import { ConsumerLagMonitor, connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
 import { Metrics, NestPinoLogger, createLogger, type Logger } from '@backchannel/observability';
@@ -16,6 +16,7 @@ import { Readiness } from './readiness.js';
 import { traceRequests } from './request-trace.js';
 import { LOGGER, NATS_HANDLES } from './tokens.js';
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 
 /** What the bootstrap hands every service: config, logger, metrics, broker handles, buckets. */
 export interface ServiceContext {
@@ -112,6 +113,10 @@ export async function startService(definition: ServiceDefinition, options: Start
       requestIdHeader: false,
       forceCloseConnections: 'idle',
       return503OnClosing: true,
+      // Requests too malformed to reach a route still get the envelope (CONTRACT.md §5).
+      frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
+        sendError(reply, request, new ApiError('invalid_request', `malformed request: ${error.message}`)),
+      clientErrorHandler: answerMalformedConnection,
     }),
     { logger: new NestPinoLogger(logger), abortOnError: false },
   );
@@ -271,6 +276,18 @@ function watchConsumerLag(definition: ServiceDefinition, context: ServiceContext
   });
   monitor.start();
   return monitor;
+}
+
+/** A request the HTTP parser itself refused: a 400 envelope, then the connection closes. */
+function answerMalformedConnection(_error: Error, socket: Duplex): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify(
+    envelopeOf(new ApiError('invalid_request', 'the HTTP request could not be parsed'), { requestId: randomUUID() }),
+  );
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Requests by route template and status class: never ids (routes are templates). */
