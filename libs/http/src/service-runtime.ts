@@ -9,7 +9,7 @@ import { MeshConfig, loadConfig, portOf } from '@backchannel/config';
 import { ConsumerLagMonitor, connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
 import { Metrics, NestPinoLogger, createLogger, type Logger } from '@backchannel/observability';
 import { EnvelopeFilter } from './envelope.filter.js';
-import { sendError, toHttpApiError } from './error-rendering.js';
+import { sendError } from './error-rendering.js';
 import { HealthController } from './health.controller.js';
 import { INTERNAL_PREFIX, internalAuthCheck } from './internal-auth.js';
 import { Readiness } from './readiness.js';
@@ -132,7 +132,6 @@ export async function startService(definition: ServiceDefinition, options: Start
     if (readiness.isStopping) void reply.header('connection', 'close');
   });
   observeHttp(fastify, metrics);
-  fastify.setErrorHandler((error, request, reply) => sendError(reply, request, toHttpApiError(error, logger)));
   await definition.configureHttp?.(fastify, context);
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
   const lag = watchConsumerLag(definition, context);
