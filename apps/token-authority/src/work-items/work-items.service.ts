@@ -75,8 +75,10 @@ export class WorkItemsService {
    * `sequence` is the count of registrations, gap-free across replicas and crashes.
    */
   async register(input: RegisterInput): Promise<{ created: boolean; reply: RegistrationReply }> {
-    await this.requireActive(input.conversation_id);
-    if (input.idempotency_key) return this.registerIdempotently(input, input.idempotency_key);
+    if (input.idempotency_key) {
+      await this.requireActive(input.conversation_id);
+      return this.registerIdempotently(input, input.idempotency_key);
+    }
     const token = mintCallbackToken();
     return { created: true, reply: await this.append(input, newWorkItemId(), token) };
   }
@@ -124,11 +126,22 @@ export class WorkItemsService {
     const record = await this.records.get(claim.value.work_item_id);
     if (record) return { created: false, reply: this.reply(record, existingToken) };
     // The first attempt claimed the key but died before finishing: finish it for it.
-    return { created: false, reply: await this.append(input, claim.value.work_item_id, existingToken) };
+    return {
+      created: false,
+      reply: await this.append(input, claim.value.work_item_id, existingToken, { recovering: true }),
+    };
   }
 
-  private async append(input: RegisterInput, workItemId: string, token: string): Promise<RegistrationReply> {
-    const registered = await this.appendRegistration(input, workItemId);
+  private async append(
+    input: RegisterInput,
+    workItemId: string,
+    token: string,
+    options: { recovering?: boolean } = {},
+  ): Promise<RegistrationReply> {
+    // Only a claim left behind by a crashed attempt may already be in the log; looking for
+    // it reads the whole conversation log, so the ordinary path never does.
+    const recovered = options.recovering ? await this.findRegistration(input.conversation_id, workItemId) : undefined;
+    const registered = recovered ?? (await this.appendRegistration(input, workItemId));
     const record: WorkItemRecord = {
       work_item_id: workItemId,
       conversation_id: input.conversation_id,
@@ -149,8 +162,6 @@ export class WorkItemsService {
   }
 
   private async appendRegistration(input: RegisterInput, workItemId: string): Promise<WorkItemRegisteredEvent> {
-    const recovered = await this.findRegistration(input.conversation_id, workItemId);
-    if (recovered) return recovered;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const last = await this.ledger.lastConversationEvent(input.conversation_id);
       if (!last) throw new ApiError('not_found', 'no such conversation');
