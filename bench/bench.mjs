@@ -15,6 +15,7 @@ const STEP_MS = QUICK ? 2_000 : 5_000;
 const RATES = QUICK ? [500, 1_000] : [500, 1_000, 2_000, 3_000, 4_000];
 const CLOSED_MS = QUICK ? 2_000 : 5_000;
 const SCALES = QUICK ? [100, 1_000] : [100, 10_000, 100_000];
+const SCALE_CALLBACKS = QUICK ? 5_000 : 12_000;
 const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
 const now = () => performance.timeOrigin + performance.now();
 const children = [];
@@ -36,7 +37,9 @@ async function main() {
   const arrivals = followLive(nc);
 
   log(`ingress maximum (closed loop, 64 in flight, ${CLOSED_MS / 1000} s)`);
-  const closed = await drive(mesh.ingress, 'closed', await registerMany(nc, 40_000 * (CLOSED_MS / 5_000), 100, 'max'), { concurrency: 64 });
+  const closed = await drive(mesh.ingress, 'closed', await registerMany(nc, QUICK ? 8_000 : 25_000, 100, 'max'), {
+    concurrency: 64,
+  });
   report.ingress_accepted_per_s = round(closed.accepted / closed.seconds);
   report.ingress_ratio_to_ceiling = round(report.ingress_accepted_per_s / report.ceiling_fastify_publish_per_s, 3);
 
@@ -59,7 +62,8 @@ async function main() {
   report.scale = [];
   for (const conversations of SCALES) {
     log(`scale: ${conversations} active conversations`);
-    const requests = await registerMany(nc, Math.max(conversations, 10_000), conversations, `s${conversations}`);
+    // Every conversation is opened (active); callbacks spread over up to 10,000 of them.
+    const requests = await registerMany(nc, SCALE_CALLBACKS, conversations, `s${conversations}`);
     const run = await drive(mesh.ingress, 'closed', requests, { concurrency: 64 });
     report.scale.push({ conversations, accepted_per_s: round(run.accepted / run.seconds) });
   }
@@ -160,10 +164,13 @@ async function stopAll(services) {
 /** Opens `conversations` conversations and registers `count` work items spread over them. */
 async function registerMany(nc, count, conversations, label) {
   const ids = Array.from({ length: conversations }, (_, i) => `bench-${label}-${i}`);
+  const started = now();
   await pool(ids, 64, (conversation_id) => request(nc, 'bc.v1.conversations.open', { conversation_id, tenant_id: 'bench' }));
+  const used = Math.min(conversations, count);
   const items = await pool(Array.from({ length: count }, (_, i) => i), 64, (i) =>
-    request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % conversations], kind: 'tool', timeout_ms: 3_600_000 }),
+    request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % used], kind: 'tool', timeout_ms: 3_600_000 }),
   );
+  log(`  set up ${conversations} conversations and ${count} work items in ${((now() - started) / 1000).toFixed(1)} s`);
   return items.map((item) => ({
     id: item.work_item_id,
     path: `/api/v1/webhooks/${item.work_item_id}`,
