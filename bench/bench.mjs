@@ -25,7 +25,10 @@ process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 async function main() {
   ensureBuilt();
   const nats = await startNats();
-  const report = { date: new Date().toISOString(), machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB` };
+  const report = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  };
 
   log('ceilings: bare Fastify 202, and Fastify + one awaited JetStream publish');
   report.ceiling_fastify_per_s = await ceiling('fastify', nats.url);
@@ -55,7 +58,9 @@ async function main() {
   report.e2e_p50_ms_at_1000 = at1000?.p50_ms;
   report.e2e_p99_ms_at_1000 = at1000?.p99_ms;
   report.e2e_p999_ms_at_1000 = at1000?.p999_ms;
-  const sustained = report.steps.filter((s) => s.lost === 0 && s.errors === 0 && s.p99_ms < 50 && s.accepted_per_s >= s.rate * 0.95);
+  const sustained = report.steps.filter(
+    (s) => s.lost === 0 && s.errors === 0 && s.p99_ms < 50 && s.accepted_per_s >= s.rate * 0.95,
+  );
   report.max_sustained_per_s = Math.max(0, ...sustained.map((s) => s.rate));
   report.lost = report.steps.reduce((sum, s) => sum + s.lost, 0);
 
@@ -95,9 +100,13 @@ function ensureBuilt() {
 async function startNats() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bc-bench-'));
   const bin = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find(existsSync) ?? 'nats-server';
-  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    bin,
+    ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir],
+    {
+      stdio: 'ignore',
+    },
+  );
   children.push(child);
   const url = await poll(() => {
     const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
@@ -117,7 +126,11 @@ async function ceiling(mode, natsUrl) {
   const child = fork(path.join(ROOT, 'bench/ceiling-server.mjs'), [mode, String(port), natsUrl], { stdio: 'ignore' });
   children.push(child);
   await new Promise((resolve) => child.once('message', resolve));
-  const requests = Array.from({ length: 200_000 }, (_, i) => ({ id: String(i), path: `/api/v1/webhooks/wi_${i}`, body: '{"result":{"ok":true}}' }));
+  const requests = Array.from({ length: 200_000 }, (_, i) => ({
+    id: String(i),
+    path: `/api/v1/webhooks/wi_${i}`,
+    body: '{"result":{"ok":true}}',
+  }));
   const run = await drive({ origin: `http://127.0.0.1:${port}` }, 'closed', requests, { concurrency: 64 });
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
@@ -137,7 +150,10 @@ async function startMesh(natsUrl) {
       INGRESS_RATE_LIMIT_PER_SOURCE: '1000000',
       [portEnv(name)]: String(port),
     };
-    const child = spawn(process.execPath, [path.join(ROOT, `dist/apps/${name}/src/main.js`)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     children.push(child);
     services.push({ name, port, child, origin: `http://127.0.0.1:${port}` });
   }
@@ -165,10 +181,15 @@ async function stopAll(services) {
 async function registerMany(nc, count, conversations, label) {
   const ids = Array.from({ length: conversations }, (_, i) => `bench-${label}-${i}`);
   const started = now();
-  await pool(ids, 64, (conversation_id) => request(nc, 'bc.v1.conversations.open', { conversation_id, tenant_id: 'bench' }));
+  await pool(ids, 64, (conversation_id) =>
+    request(nc, 'bc.v1.conversations.open', { conversation_id, tenant_id: 'bench' }),
+  );
   const used = Math.min(conversations, count);
-  const items = await pool(Array.from({ length: count }, (_, i) => i), 64, (i) =>
-    request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % used], kind: 'tool', timeout_ms: 3_600_000 }),
+  const items = await pool(
+    Array.from({ length: count }, (_, i) => i),
+    64,
+    (i) =>
+      request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % used], kind: 'tool', timeout_ms: 3_600_000 }),
   );
   log(`  set up ${conversations} conversations and ${count} work items in ${((now() - started) / 1000).toFixed(1)} s`);
   return items.map((item) => ({
@@ -194,7 +215,10 @@ async function drive(target, kind, requests, options) {
   worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...options });
   const { results } = await new Promise((resolve) => worker.once('message', resolve));
   worker.kill();
-  const seconds = kind === 'closed' ? Math.min(CLOSED_MS, now() - started) / 1000 : (Math.max(...results.map((r) => r.answeredAt)) - Math.min(...results.map((r) => r.sentAt))) / 1000;
+  const seconds =
+    kind === 'closed'
+      ? Math.min(CLOSED_MS, now() - started) / 1000
+      : (Math.max(...results.map((r) => r.answeredAt)) - Math.min(...results.map((r) => r.sentAt))) / 1000;
   const accepted = results.filter((r) => r.status === 202 || r.status === 200).length;
   return { results, accepted, errors: results.length - accepted, seconds };
 }
@@ -213,14 +237,19 @@ function followLive(nc) {
 async function endToEnd(run, arrivals) {
   const accepted = run.results.filter((r) => r.status === 202 || r.status === 200);
   await poll(() => accepted.every((r) => arrivals.has(r.id)), 10_000).catch(() => undefined);
-  const latencies = accepted.filter((r) => arrivals.has(r.id)).map((r) => arrivals.get(r.id) - r.sentAt).sort((a, b) => a - b);
+  const latencies = accepted
+    .filter((r) => arrivals.has(r.id))
+    .map((r) => arrivals.get(r.id) - r.sentAt)
+    .sort((a, b) => a - b);
   const pct = (p) => round(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN, 2);
   return { p50_ms: pct(0.5), p99_ms: pct(0.99), p999_ms: pct(0.999), lost: accepted.length - latencies.length };
 }
 
 function rssMb(pid) {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmRSS:'));
     return round(Number(line.split(/\s+/)[1]) / 1024, 1);
   } catch {
     return null;
@@ -231,7 +260,10 @@ function printTable(report) {
   const rows = [
     ['ceiling: Fastify 202', `${report.ceiling_fastify_per_s}/s`],
     ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s`],
-    ['ingress accepted (closed loop)', `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling)`],
+    [
+      'ingress accepted (closed loop)',
+      `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling)`,
+    ],
     ...report.steps.map((s) => [
       `open loop ${s.rate}/s`,
       `${s.accepted_per_s}/s accepted, e2e p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, p99.9 ${s.p999_ms} ms, errors ${s.errors}, lost ${s.lost}`,

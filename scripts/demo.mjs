@@ -22,7 +22,8 @@ const children = [];
 const started = Date.now();
 
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
-const say = (text) => process.stdout.write(`${`+${((Date.now() - started) / 1000).toFixed(1)}s`.padStart(7)}  ${text}\n`);
+const say = (text) =>
+  process.stdout.write(`${`+${((Date.now() - started) / 1000).toFixed(1)}s`.padStart(7)}  ${text}\n`);
 
 async function main() {
   build();
@@ -39,7 +40,11 @@ async function main() {
   };
   for (const service of SERVICES) start(process.execPath, [entryOf(service.name)], env);
   const providerPort = await freePort();
-  start(process.execPath, ['examples/provider/dist/main.js'], { ...process.env, PORT: String(providerPort), SIGNING_SECRET });
+  start(process.execPath, ['examples/provider/dist/main.js'], {
+    ...process.env,
+    PORT: String(providerPort),
+    SIGNING_SECRET,
+  });
   for (const service of SERVICES) await poll(() => ready(`http://127.0.0.1:${ports[service.name]}/readyz`), 60_000);
   say('mesh ready: token-authority, callback-ingress, ordering-sequencer, conversation-injector, tool-dispatcher');
 
@@ -56,7 +61,12 @@ async function main() {
     conversation_id: CONVERSATION,
     call_control_id: `v3:demo-call-control-${name}`,
     name,
-    tool: { url: `http://127.0.0.1:${providerPort}/tool`, mode: 'async', timeout_ms: timeoutMs, signing_secret: SIGNING_SECRET },
+    tool: {
+      url: `http://127.0.0.1:${providerPort}/tool`,
+      mode: 'async',
+      timeout_ms: timeoutMs,
+      signing_secret: SIGNING_SECRET,
+    },
     arguments: { a: delayMs, b: 1, delay_ms: delayMs },
   });
   say('invoking three async tools in parallel: order_status (1.5 s), crm_update (0.3 s), compliance_check (0.8 s)');
@@ -65,7 +75,8 @@ async function main() {
     api('bc.v1.tools.invoke', tool('crm_update', 300)),
     api('bc.v1.tools.invoke', tool('compliance_check', 800)),
   ]);
-  for (const answer of invoked) say(`  acknowledged: ${answer.work_item_id} sequence ${answer.sequence} (${answer.state})`);
+  for (const answer of invoked)
+    say(`  acknowledged: ${answer.work_item_id} sequence ${answer.sequence} (${answer.state})`);
   say('invoking fraud_screen with a 1 s timeout; the provider needs 5 s');
   const slow = await api('bc.v1.tools.invoke', tool('fraud_screen', 5_000, 1_000));
   say(`  acknowledged: ${slow.work_item_id} sequence ${slow.sequence}`);
@@ -88,7 +99,11 @@ async function main() {
   transcript.close();
   await nc.close();
   for (const child of children) child.kill('SIGTERM');
-  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
+  await Promise.all(
+    children.map(
+      (child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve))),
+    ),
+  );
   await stopNats(nats);
   say(inOrder ? 'demo complete' : 'demo FAILED: out of order');
   process.exit(inOrder ? 0 : 1);
@@ -142,9 +157,14 @@ function followSse(url, apiKey) {
 
 function build() {
   const reason = buildReason(ROOT);
-  if (reason) run(process.execPath, ['node_modules/@nestjs/cli/bin/nest.js', 'build', '--all'], `building the mesh (${reason})`);
+  if (reason)
+    run(process.execPath, ['node_modules/@nestjs/cli/bin/nest.js', 'build', '--all'], `building the mesh (${reason})`);
   if (!existsSync(path.join(ROOT, 'examples/provider/dist/main.js'))) {
-    run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'examples/provider/tsconfig.json'], 'building the example provider');
+    run(
+      process.execPath,
+      ['node_modules/typescript/bin/tsc', '-p', 'examples/provider/tsconfig.json'],
+      'building the example provider',
+    );
   }
 }
 
@@ -162,9 +182,15 @@ function start(cmd, args, env) {
 
 async function startNats() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bc-demo-'));
-  const bin = process.env.NATS_SERVER_BIN ?? ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'].find(existsSync);
+  const bin =
+    process.env.NATS_SERVER_BIN ??
+    ['/usr/sbin/nats-server', '/usr/local/bin/nats-server', '/usr/bin/nats-server'].find(existsSync);
   if (!bin) throw new Error('nats-server is missing: run scripts/ensure-nats-server.sh');
-  const child = spawn(bin, ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    bin,
+    ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir],
+    { stdio: 'ignore' },
+  );
   const url = await poll(() => {
     const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
     return file && JSON.parse(readFileSync(path.join(dir, file), 'utf8')).nats[0];
