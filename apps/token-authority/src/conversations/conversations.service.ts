@@ -9,6 +9,7 @@ import {
 } from '@backchannel/contracts';
 import { WorkLedger, type Stored } from '@backchannel/messaging';
 import { Clock } from '@backchannel/config';
+import { CasConflict, withCasRetries } from '../cas-retry.js';
 import { WorkItemEnds } from '../work-items/work-item-ends.js';
 
 export interface ConversationView {
@@ -19,9 +20,6 @@ export interface ConversationView {
   ended_at?: string;
   cancelled_work_items?: number;
 }
-
-/** How many compare-and-set rounds to try before answering 503 (contention is brief). */
-const MAX_CAS_ATTEMPTS = 50;
 
 /**
  * Conversations live in their log on the work stream: opened first, registrations, ended
@@ -44,7 +42,7 @@ export class ConversationsService {
     if (input.metadata && Buffer.byteLength(JSON.stringify(input.metadata)) > MAX_METADATA_BYTES) {
       throw new ApiError('invalid_request', 'metadata must be at most 4 KiB as JSON', { pointer: '/metadata' });
     }
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    return withCasRetries(async () => {
       const last = await this.ledger.lastConversationEvent(input.conversation_id);
       if (last) return { created: false, view: await this.reopen(last, input.tenant_id) };
       const event: ConversationLogEvent = {
@@ -59,16 +57,14 @@ export class ConversationsService {
         0,
         conversationOpenedMsgId(input.conversation_id),
       );
-      if (appended.ok && !appended.duplicate)
-        return { created: true, view: activeView(event.tenant_id, input.conversation_id, event.at) };
-    }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
-      headers: { 'retry-after': '1' },
+      // Lost, or our own earlier attempt won: either way the next round reads who opened it.
+      if (!appended.ok || appended.duplicate) throw new CasConflict();
+      return { created: true, view: activeView(event.tenant_id, input.conversation_id, event.at) };
     });
   }
 
-  async end(input: { conversation_id: string; reason?: string }): Promise<ConversationView> {
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+  end(input: { conversation_id: string; reason?: string }): Promise<ConversationView> {
+    return withCasRetries(async () => {
       const last = await this.ledger.lastConversationEvent(input.conversation_id);
       if (!last) throw new ApiError('not_found', 'no such conversation');
       if (last.event.type === 'conversation.ended') return this.endedView(last.event, input.conversation_id);
@@ -87,14 +83,11 @@ export class ConversationsService {
         last.seq,
         conversationEndedMsgId(input.conversation_id),
       );
-      if (!appended.ok) continue;
+      if (!appended.ok) throw new CasConflict();
       // Cancel at once so tokens stop working now; the sequencer repeats this durably
       // if we die here (its cancels are compare-and-set too).
       await Promise.all(outstanding.map((item) => this.ends.cancelForConversationEnd(item)));
       return this.endedView(ended, input.conversation_id);
-    }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
-      headers: { 'retry-after': '1' },
     });
   }
 

@@ -17,6 +17,7 @@ import {
 } from '@backchannel/contracts';
 import { WorkItemRecords, WorkLedger, type Stored } from '@backchannel/messaging';
 import { Clock } from '@backchannel/config';
+import { CasConflict, withCasRetries } from '../cas-retry.js';
 import { CallbackUrls } from './callback-urls.js';
 import { IdempotencyRecords } from './work-item.store.js';
 import { WorkItemEnds } from './work-item-ends.js';
@@ -56,8 +57,6 @@ export interface WorkItemView {
   expires_at: string;
   ended_at?: string;
 }
-
-const MAX_CAS_ATTEMPTS = 50;
 
 @Injectable()
 export class WorkItemsService {
@@ -161,21 +160,20 @@ export class WorkItemsService {
     return this.reply(record, token);
   }
 
-  private async appendRegistration(input: RegisterInput, workItemId: string): Promise<WorkItemRegisteredEvent> {
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+  private appendRegistration(input: RegisterInput, workItemId: string): Promise<WorkItemRegisteredEvent> {
+    return withCasRetries(async () => {
       const last = await this.ledger.lastConversationEvent(input.conversation_id);
       if (!last) throw new ApiError('not_found', 'no such conversation');
-      if (last.event.type === 'conversation.ended')
+      if (last.event.type === 'conversation.ended') {
         throw new ApiError('conversation_ended', 'the conversation has ended');
+      }
       const event = this.registrationEvent(input, workItemId, last.event.tenant_id, lastSequenceOf(last) + 1);
       const appended = await this.ledger.appendConversationEvent(event, last.seq, registrationMsgId(workItemId));
-      if (!appended.ok) continue;
+      if (!appended.ok) throw new CasConflict();
       if (!appended.duplicate) return event;
       const original = await this.ledger.readAt<WorkItemRegisteredEvent>(appended.seq);
-      if (original) return original.event;
-    }
-    throw new ApiError('unavailable', 'too much contention on this conversation; retry', {
-      headers: { 'retry-after': '1' },
+      if (!original) throw new CasConflict();
+      return original.event;
     });
   }
 
