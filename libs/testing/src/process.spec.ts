@@ -5,8 +5,9 @@ import { startProcess } from './process.js';
 
 describe('startProcess', () => {
   it('captures output lines, waits for a line and reports the exit', async () => {
-    const script = `console.log('ready on ' + process.env.GREETING_PORT); console.error('to stderr');
-      process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); setInterval(() => {}, 1000);`;
+    // The handler goes in before anything is printed: the test signals as soon as it reads a line.
+    const script = `process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); setInterval(() => {}, 1000);
+      console.log('ready on ' + process.env.GREETING_PORT); console.error('to stderr');`;
     const port = await freePort();
     const child = await startProcess(process.execPath, ['-e', script], {
       name: 'greeter',
