@@ -74,13 +74,34 @@ export class SequencerService {
   }
 
   async apply(partition: number, event: WorkLogEvent, streamSeq: number): Promise<ApplyOutcome> {
-    const stored = this.cache.get(event.conversation_id) ?? (await this.store.get(partition, event.conversation_id));
+    const cached = this.cache.get(event.conversation_id);
+    const stored = cached ?? (await this.store.get(partition, event.conversation_id));
     const before = stored?.value ?? initialState(event.conversation_id);
     const { state, actions } = applyEvent(before, event, streamSeq, { maxHeld: this.maxHeld });
     if (state === before) return 'redelivery';
+    // Releases go out before the state is saved, so they must be computed from the state as
+    // stored now. A cached one can be stale (leases overlapped and another replica moved the
+    // conversation on, or our last save was stored but its answer lost): its release indices
+    // would then be taken by the wrong messages, and the deterministic message ids would drop
+    // the right ones later (lost and duplicated results). The compare-and-set on the save
+    // comes too late for that; only events that release pay this read.
+    if (cached && actions.some((action) => action.type === 'release')) {
+      const latest = await this.store.get(partition, event.conversation_id);
+      if (latest?.revision !== cached.revision) {
+        this.cache.delete(event.conversation_id);
+        return 'conflict';
+      }
+    }
     const current = { seq: streamSeq, event };
-    for (const action of actions) await this.perform(partition, state, action, current);
-    const revision = await this.store.save(partition, state, stored?.revision ?? null);
+    let revision: number | false;
+    try {
+      for (const action of actions) await this.perform(partition, state, action, current);
+      revision = await this.store.save(partition, state, stored?.revision ?? null);
+    } catch (error) {
+      // The save may have been stored without us hearing of it: the cached revision is no proof any more.
+      this.cache.delete(event.conversation_id);
+      throw error;
+    }
     if (revision === false) {
       // Another replica moved this conversation on (leases overlap briefly): start again from its state.
       this.cache.delete(event.conversation_id);
