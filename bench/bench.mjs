@@ -22,8 +22,12 @@ const children = [];
 
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
+let CONTRACT;
+
 async function main() {
   ensureBuilt();
+  // The wire names come from the contract lib itself (built), never spelled here.
+  CONTRACT = await import('../dist/libs/contracts/src/index.js');
   const nats = await startNats();
   const report = {
     date: new Date().toISOString(),
@@ -182,14 +186,18 @@ async function registerMany(nc, count, conversations, label) {
   const ids = Array.from({ length: conversations }, (_, i) => `bench-${label}-${i}`);
   const started = now();
   await pool(ids, 64, (conversation_id) =>
-    request(nc, 'bc.v1.conversations.open', { conversation_id, tenant_id: 'bench' }),
+    request(nc, CONTRACT.API_SUBJECTS.conversationsOpen, { conversation_id, tenant_id: 'bench' }),
   );
   const used = Math.min(conversations, count);
   const items = await pool(
     Array.from({ length: count }, (_, i) => i),
     64,
     (i) =>
-      request(nc, 'bc.v1.work-items.register', { conversation_id: ids[i % used], kind: 'tool', timeout_ms: 3_600_000 }),
+      request(nc, CONTRACT.API_SUBJECTS.workItemsRegister, {
+        conversation_id: ids[i % used],
+        kind: 'tool',
+        timeout_ms: 3_600_000,
+      }),
   );
   log(`  set up ${conversations} conversations and ${count} work items in ${((now() - started) / 1000).toFixed(1)} s`);
   return items.map((item) => ({
@@ -225,7 +233,7 @@ async function drive(target, kind, requests, options) {
 
 function followLive(nc) {
   const arrivals = new Map();
-  nc.subscribe('bc.v1.conversations.*.messages', {
+  nc.subscribe(CONTRACT.LIVE_MESSAGES_WILDCARD, {
     callback: (_error, msg) => {
       const message = msg.json();
       if (message.source?.work_item_id) arrivals.set(message.source.work_item_id, now());

@@ -27,6 +27,8 @@ const say = (text) =>
 
 async function main() {
   build();
+  // The wire names come from the contract lib itself (built), never spelled here.
+  const { API_SUBJECTS: S } = await import('../dist/libs/contracts/src/index.js');
   const nats = await startNats();
   const ports = Object.fromEntries(await Promise.all(SERVICES.map(async (s) => [s.name, await freePort()])));
   const env = {
@@ -51,8 +53,8 @@ async function main() {
   const nc = await connect({ servers: nats.url });
   const api = (subject, body) => nc.request(subject, JSON.stringify(body), { timeout: 20_000 }).then((m) => m.json());
   const injector = `http://127.0.0.1:${ports['conversation-injector']}`;
-  const apiKey = (await api('bc.v1.api-keys.create', { tenant_id: 'acme' })).api_key;
-  await api('bc.v1.conversations.open', { conversation_id: CONVERSATION, tenant_id: 'acme' });
+  const apiKey = (await api(S.apiKeysCreate, { tenant_id: 'acme' })).api_key;
+  await api(S.conversationsOpen, { conversation_id: CONVERSATION, tenant_id: 'acme' });
   say(`conversation ${CONVERSATION} opened for tenant acme; following it live over SSE`);
   const transcript = followSse(`${injector}/api/v1/conversations/${CONVERSATION}/events`, apiKey);
   await transcript.ready;
@@ -71,14 +73,14 @@ async function main() {
   });
   say('invoking three async tools in parallel: order_status (1.5 s), crm_update (0.3 s), compliance_check (0.8 s)');
   const invoked = await Promise.all([
-    api('bc.v1.tools.invoke', tool('order_status', 1_500)),
-    api('bc.v1.tools.invoke', tool('crm_update', 300)),
-    api('bc.v1.tools.invoke', tool('compliance_check', 800)),
+    api(S.toolsInvoke, tool('order_status', 1_500)),
+    api(S.toolsInvoke, tool('crm_update', 300)),
+    api(S.toolsInvoke, tool('compliance_check', 800)),
   ]);
   for (const answer of invoked)
     say(`  acknowledged: ${answer.work_item_id} sequence ${answer.sequence} (${answer.state})`);
   say('invoking fraud_screen with a 1 s timeout; the provider needs 5 s');
-  const slow = await api('bc.v1.tools.invoke', tool('fraud_screen', 5_000, 1_000));
+  const slow = await api(S.toolsInvoke, tool('fraud_screen', 5_000, 1_000));
   say(`  acknowledged: ${slow.work_item_id} sequence ${slow.sequence}`);
 
   await poll(() => transcript.finals() >= 4, 20_000);
@@ -90,7 +92,7 @@ async function main() {
   });
   say(`  answered ${added.status}`);
   await poll(() => transcript.count() >= transcript.finals() + 1 && transcript.hasApi(), 10_000);
-  await api('bc.v1.conversations.end', { conversation_id: CONVERSATION });
+  await api(S.conversationsEnd, { conversation_id: CONVERSATION });
   say('conversation ended');
 
   const order = transcript.finalsInOrder();

@@ -86,3 +86,6 @@ export function partitionOf(conversationId: string, partitions: number): number 
   }
   return hash % partitions;
 }
+
+/** The queue group every replica of a service joins on the `bc.v1.*` API, so each request is served once. */
+export const API_QUEUE_GROUP = 'bc-api';

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
+import { API_QUEUE_GROUP, ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
 import { decodeJson, encodeJson } from './json.js';
 import { toApiError, type RpcLogger } from './rpc-server.js';
 
@@ -10,9 +10,6 @@ export interface RpcHeaders {
 
 /** A request–reply handler that also sees the request's headers (e.g. `traceparent`). */
 export type HeaderRpcHandler = (body: unknown, headers: RpcHeaders) => Promise<unknown>;
-
-/** The queue group of the `bc.v1.*` API, the same one RpcServer joins. */
-const QUEUE_GROUP = 'bc-api';
 
 const NO_HEADERS: RpcHeaders = { get: () => undefined };
 
@@ -39,7 +36,7 @@ export class HeaderRpcServer {
   start(): void {
     for (const [subject, handler] of this.handlers) {
       const subscription = this.nc.subscribe(subject, {
-        queue: QUEUE_GROUP,
+        queue: API_QUEUE_GROUP,
         callback: (error, msg) => {
           if (error) return;
           const work = this.serve(msg, handler);

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
+import { API_QUEUE_GROUP, ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
 import { decodeJson, encodeJson } from './json.js';
 import { BrokerUnavailableError } from './errors.js';
 
@@ -9,9 +9,6 @@ export type RpcHandler = (body: unknown) => Promise<unknown>;
 export interface RpcLogger {
   error(object: Record<string, unknown>, message: string): void;
 }
-
-/** The queue group every replica of a service joins, so each request is served once. */
-const QUEUE_GROUP = 'bc-api';
 
 /**
  * Serves `bc.v1.*` request–reply subjects with plain nats.js subscriptions: the reply is
@@ -37,7 +34,7 @@ export class RpcServer {
   start(): void {
     for (const [subject, handler] of this.handlers) {
       const subscription = this.nc.subscribe(subject, {
-        queue: QUEUE_GROUP,
+        queue: API_QUEUE_GROUP,
         callback: (error, msg) => {
           if (error) return;
           const work = this.serve(msg, handler);
