@@ -10,6 +10,8 @@ import { between, type Rng } from './workload.js';
 /** What a fault can hit: a broker (single server or one cluster node) and the services. */
 export interface Broker {
   readonly label: string;
+  /** How `kill()` stops it, for the fault log: `kill -9` unless said otherwise. */
+  readonly stopsWith?: string;
   kill(): Promise<void>;
   restart(): Promise<void>;
   pause(): void;
@@ -23,10 +25,10 @@ export class FaultInjector {
 
   constructor(private readonly rng: Rng) {}
 
-  /** kill -9 the broker, leave it down `downMs`, start it again on the same port and store. */
+  /** kill -9 the broker (or stop it, see `stopsWith`), leave it down `downMs`, start it again on the same port and store. */
   async crashBroker(broker: Broker, downMs: [number, number] = [200, 2_000]): Promise<void> {
     const down = between(this.rng, ...downMs);
-    this.note(`${broker.label} kill -9, down ${down} ms`);
+    this.note(`${broker.label} ${broker.stopsWith ?? 'kill -9'}, down ${down} ms`);
     await broker.kill();
     await hold(down);
     await broker.restart();
