@@ -108,7 +108,7 @@ export async function runScenario(scenario: ChaosScenario, say: (line: string) =
           await log.catchUp();
           const { lost } = checkRun({ ...workload, delivered: log.delivered }).figures;
           if (lost > 0) throw new Error(`${lost} accepted results not injected yet`);
-          await assertPipelineIdle(infra.url, mesh.source);
+          await assertPipelineIdle(infra.url, mesh.source, PARTITIONS);
         },
         { timeoutMs: scenario.settleTimeoutMs, intervalMs: 1_000, message: 'pipeline settled' },
       ).catch((error: Error) => {
@@ -149,7 +149,7 @@ async function diagnose(url: string, workload: WorkloadResult, mesh: Mesh): Prom
     lines.push(
       `  judged on releases: ${JSON.stringify(checkRun({ ...workload, delivered: releases.delivered }).figures)}`,
     );
-    lines.push(...(await describeConsumers(url)).map((line) => `  ${line}`));
+    lines.push(...(await describeConsumers(url, PARTITIONS)).map((line) => `  ${line}`));
     const report = checkRun({ ...workload, delivered: releases.delivered });
     const stuck = new Set(report.examples.lost.map((text) => /\((\S+) #/.exec(text)?.[1]).filter(Boolean));
     for (const conversationId of stuck) {

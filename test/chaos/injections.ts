@@ -10,17 +10,24 @@ import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import {
   KV_KEYS,
+  LEASES_BUCKET,
   RELEASE_STREAM,
   SEQUENCER_STATE_BUCKET,
   TRANSCRIPT_STREAM,
   WORK_STREAM,
   kvSafeId,
   partitionOf,
+  releasePartitionFilter,
   workItemEndSubject,
+  workPartitionFilter,
+  type PartitionCheckpoint,
   type ReleaseMessage,
   type TranscriptRecord,
 } from '@backchannel/contracts';
 import type { Delivered } from './checker.js';
+
+/** `SEQUENCER_PARTITIONS` unless a run says otherwise. */
+const DEFAULT_PARTITIONS = 16;
 
 export type InjectionSourceName = 'releases' | 'transcript';
 
@@ -153,48 +160,55 @@ async function scanKey(nc: NatsConnection, partition: number, conversationId: st
   return lines;
 }
 
-/** Every sequencer and injector consumer's state, for a failure report. */
-export async function describeConsumers(url: string): Promise<string[]> {
+/** Where each role's partitions stand: last message in the stream vs the checkpoint applied. */
+async function partitionProgress(
+  url: string,
+  roles: { role: string; stream: string; filterFor: (partition: number) => string }[],
+  partitions: number,
+): Promise<{ name: string; lastSeq: number; checkpoint: number }[]> {
   const nc = await connect({ servers: url.split(','), timeout: 2_000 });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-    const lines: string[] = [];
-    for (const stream of [WORK_STREAM.name, RELEASE_STREAM.name]) {
-      for await (const info of jsm.consumers.list(stream)) {
-        lines.push(
-          `${info.name}: pending ${info.num_pending}, unacked ${info.num_ack_pending}, redelivered ${info.num_redelivered}, ` +
-            `waiting ${info.num_waiting}, delivered ${info.delivered.stream_seq}, ack floor ${info.ack_floor.stream_seq}`,
-        );
+    const leases = await new Kvm(nc).open(LEASES_BUCKET.bucket);
+    const progress: { name: string; lastSeq: number; checkpoint: number }[] = [];
+    for (const { role, stream, filterFor } of roles) {
+      for (let partition = 0; partition < partitions; partition++) {
+        const last = await jsm.direct
+          .getMessage(stream, { last_by_subj: filterFor(partition) })
+          .catch(() => null);
+        const entry = await leases.get(KV_KEYS.checkpoint(role, partition));
+        const checkpoint = entry && entry.length > 0 ? (entry.json<PartitionCheckpoint>().seq ?? 0) : 0;
+        progress.push({ name: `${role}-p${partition}`, lastSeq: last?.seq ?? 0, checkpoint });
       }
     }
-    return lines;
+    return progress;
   } finally {
     await nc.close();
   }
 }
 
+const SEQUENCER_ROLE = { role: 'sequencer', stream: WORK_STREAM.name, filterFor: workPartitionFilter };
+const INJECTOR_ROLE = { role: 'injector', stream: RELEASE_STREAM.name, filterFor: releasePartitionFilter };
+
+/** Every sequencer and injector partition's progress, for a failure report. */
+export async function describeConsumers(url: string, partitions = DEFAULT_PARTITIONS): Promise<string[]> {
+  const progress = await partitionProgress(url, [SEQUENCER_ROLE, INJECTOR_ROLE], partitions);
+  return progress.map((p) => `${p.name}: last message ${p.lastSeq}, checkpoint ${p.checkpoint}`);
+}
+
 /**
- * Whether the pipeline has settled: every sequencer consumer (and injector consumer, when
- * the transcript is the source) has nothing pending and nothing unacknowledged. Throws
- * with what is still moving, for `eventually`.
+ * Whether the pipeline has settled: every sequencer partition (and injector partition,
+ * when the transcript is the source) has its checkpoint at its last message. Throws with
+ * what is still moving, for `eventually`.
  */
-export async function assertPipelineIdle(url: string, source: InjectionSourceName): Promise<void> {
-  const nc = await connect({ servers: url.split(','), timeout: 2_000 });
-  try {
-    const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-    const busy: string[] = [];
-    const watched: [string, string][] = [[WORK_STREAM.name, 'sequencer-']];
-    if (source === 'transcript') watched.push([RELEASE_STREAM.name, 'injector-']);
-    for (const [stream, prefix] of watched) {
-      for await (const info of jsm.consumers.list(stream)) {
-        if (!info.name.startsWith(prefix)) continue;
-        if (info.num_pending > 0 || info.num_ack_pending > 0) {
-          busy.push(`${info.name}: ${info.num_pending} pending, ${info.num_ack_pending} unacked`);
-        }
-      }
-    }
-    if (busy.length > 0) throw new Error(`pipeline still busy: ${busy.join('; ')}`);
-  } finally {
-    await nc.close();
-  }
+export async function assertPipelineIdle(
+  url: string,
+  source: InjectionSourceName,
+  partitions = DEFAULT_PARTITIONS,
+): Promise<void> {
+  const roles = source === 'transcript' ? [SEQUENCER_ROLE, INJECTOR_ROLE] : [SEQUENCER_ROLE];
+  const busy = (await partitionProgress(url, roles, partitions))
+    .filter((p) => p.checkpoint < p.lastSeq)
+    .map((p) => `${p.name}: ${p.lastSeq - p.checkpoint} above the checkpoint`);
+  if (busy.length > 0) throw new Error(`pipeline still busy: ${busy.join('; ')}`);
 }

@@ -1,23 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KV } from '@nats-io/kv';
-import { LEASES_BUCKET } from '@backchannel/contracts';
+import { KV_KEYS, LEASES_BUCKET, type PartitionCheckpoint } from '@backchannel/contracts';
 import {
   JsonBucket,
-  PartitionedConsumers,
+  PartitionedLog,
   connectNats,
   ensureBucket,
   ensureStream,
+  type LeaseBucketValue,
   type NatsHandles,
 } from '@backchannel/messaging';
 import { eventually, startNatsServer, type NatsServerHandle } from '@backchannel/testing';
 
+const STREAM = {
+  name: 'HANDOVER',
+  subjects: ['handover.>'],
+  maxAgeMs: 60_000,
+  duplicateWindowMs: 60_000,
+  maxMsgSize: 1024,
+  allowDirect: true,
+};
+
 /**
- * Found by the chaos run: a replica that won a partition's lease but failed to start its
- * consumer (the broker was restarting at that moment) kept renewing the lease and never
- * consumed, so that partition's conversations stopped for good. Consumers now follow the
- * leases held at every round.
+ * The partitioned log under its two hazards: a partition whose start failed (found by the
+ * chaos run: a replica held the lease and never consumed), and a replica that stops
+ * half-way — the next one starts after its checkpoint, so every message is applied, in
+ * order per key, and only what was above the checkpoint is seen twice.
  */
-describe('partitioned consumers follow the leases they hold', () => {
+describe('partitioned log: leases, order per key, checkpoints', () => {
   let nats: NatsServerHandle;
   let handles: NatsHandles;
   let leases: KV;
@@ -25,18 +35,7 @@ describe('partitioned consumers follow the leases they hold', () => {
   beforeAll(async () => {
     nats = await startNatsServer();
     handles = await connectNats(nats.url, 'handover-test');
-    await ensureStream(
-      handles.jsm,
-      {
-        name: 'HANDOVER',
-        subjects: ['handover.>'],
-        maxAgeMs: 60_000,
-        duplicateWindowMs: 60_000,
-        maxMsgSize: 1024,
-        allowDirect: true,
-      },
-      1,
-    );
+    await ensureStream(handles.jsm, STREAM, 1);
     leases = await ensureBucket(handles.nc, LEASES_BUCKET, 1);
   });
 
@@ -45,34 +44,124 @@ describe('partitioned consumers follow the leases they hold', () => {
     await nats?.cleanup();
   });
 
+  function log(
+    role: string,
+    handle: (subject: string, seq: number) => Promise<void>,
+    onAcquired?: (p: number) => Promise<void>,
+  ) {
+    return new PartitionedLog(handles.js, {
+      role,
+      stream: STREAM.name,
+      partitions: 2,
+      filterFor: (partition) => `handover.${role}.${partition}.>`,
+      keyOf: (subject) => subject.split('.')[3],
+      bucket: new JsonBucket<LeaseBucketValue>(leases),
+      rebalanceEveryMs: 100,
+      checkpointEveryMs: 50,
+      handle: (message) => handle(message.subject, message.seq),
+      ...(onAcquired ? { onAcquired } : {}),
+    });
+  }
+
   it('a partition whose start failed once is started at a later round', async () => {
     const handled: number[] = [];
     let failures = 0;
-    const sut = new PartitionedConsumers(handles.js, handles.jsm, {
-      role: 'handover',
-      stream: 'HANDOVER',
-      partitions: 2,
-      filterFor: (partition) => `handover.${partition}.>`,
-      durableFor: (partition) => `handover-p${partition}`,
-      leases: new JsonBucket(leases),
-      rebalanceEveryMs: 100,
-      handle: (_message, partition) => {
-        handled.push(partition);
-        return Promise.resolve({ type: 'ack' });
+    const sut = log(
+      'retry',
+      (subject) => {
+        handled.push(Number(subject.split('.')[2]));
+        return Promise.resolve();
       },
       // The broker is away just as partition 1 is taken over.
-      onAcquired: (partition) => {
+      (partition) => {
         if (partition === 1 && failures++ === 0) return Promise.reject(new Error('broker unavailable'));
         return Promise.resolve();
       },
-    });
+    );
     await sut.start();
     try {
-      await handles.js.publish('handover.0.a', 'x');
-      await handles.js.publish('handover.1.a', 'x');
+      await handles.js.publish('handover.retry.0.a', 'x');
+      await handles.js.publish('handover.retry.1.a', 'x');
       await eventually(() => expect([...new Set(handled)].sort()).toEqual([0, 1]), { timeoutMs: 5_000 });
       expect(failures).toBeGreaterThanOrEqual(2);
       expect(sut.ownedPartitions()).toEqual([0, 1]);
+    } finally {
+      await sut.stop();
+    }
+  });
+
+  it('keeps each key in stream order while keys run side by side, and a successor starts after the checkpoint', async () => {
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    const published: { key: string; n: number; seq: number }[] = [];
+    for (let n = 0; n < 200; n++) {
+      const key = keys[n % keys.length];
+      const ack = await handles.js.publish(`handover.order.${n % 2}.${key}`, String(n));
+      published.push({ key, n, seq: ack.seq });
+    }
+    const seen = new Map<string, number[]>();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let handledByFirst = 0;
+    const first = log('order', async (subject, seq) => {
+      // After 100 messages the first replica loses the broker: everything else fails, retried until it stops.
+      if (handledByFirst >= 100) throw new Error('broker unavailable');
+      handledByFirst++;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      // Slow and uneven, so keys overtake each other.
+      await new Promise((resolve) => setTimeout(resolve, seq % 3));
+      inFlight--;
+      const key = subject.split('.')[3];
+      seen.set(key, [...(seen.get(key) ?? []), seq]);
+    });
+    await first.start();
+    await eventually(() => expect(handledByFirst).toBe(100), { timeoutMs: 10_000 });
+    await first.stop();
+    const checkpoints = await Promise.all(
+      [0, 1].map(async (partition) => {
+        const stored = await new JsonBucket<PartitionCheckpoint>(leases).get(KV_KEYS.checkpoint('order', partition));
+        return stored?.value.seq ?? 0;
+      }),
+    );
+    const second = log('order', (subject, seq) => {
+      const key = subject.split('.')[3];
+      seen.set(key, [...(seen.get(key) ?? []), seq]);
+      return Promise.resolve();
+    });
+    await second.start();
+    try {
+      await eventually(() => {
+        for (const key of keys) {
+          const expected = published.filter((p) => p.key === key).map((p) => p.seq);
+          expect([...new Set(seen.get(key))]).toEqual(expected);
+        }
+      });
+      expect(maxInFlight).toBeGreaterThan(1);
+      for (const key of keys) {
+        const applied = seen.get(key)!;
+        const partition = keys.indexOf(key) % 2;
+        // Seen twice only above the first run's checkpoint, and then in order again.
+        const repeats = applied.filter((seq, i) => applied.indexOf(seq) !== i);
+        expect(repeats.every((seq) => seq > checkpoints[partition])).toBe(true);
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('writes the checkpoint up to the last message applied, again after idle rounds', async () => {
+    const checkpointOf = async () =>
+      (await new JsonBucket<PartitionCheckpoint>(leases).get(KV_KEYS.checkpoint('idle', 0)))?.value.seq ?? 0;
+    const sut = log('idle', () => Promise.resolve());
+    await sut.start();
+    try {
+      for (const batch of [1, 2, 3]) {
+        let last = 0;
+        for (let n = 0; n < 5; n++) last = (await handles.js.publish(`handover.idle.0.k${n}`, String(batch))).seq;
+        await eventually(async () => expect(await checkpointOf()).toBe(last));
+        // Rounds with nothing new in between must not stop later checkpoints.
+        await eventually(() => expect(sut.backlog().find((b) => b.partition === 0)?.checkpoint).toBe(last));
+      }
     } finally {
       await sut.stop();
     }

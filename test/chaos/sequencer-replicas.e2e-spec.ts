@@ -77,7 +77,7 @@ describe('ordering sequencer: three replicas, one killed -9 mid-run', () => {
           expect(log.delivered.filter((entry) => entry.sourceType === 'callback').length).toBeGreaterThanOrEqual(
             workload.accepted.length,
           );
-          await assertPipelineIdle(nats.url, 'releases');
+          await assertPipelineIdle(nats.url, 'releases', PARTITIONS);
         },
         { timeoutMs: 120_000, intervalMs: 500, message: 'every accepted result released' },
       );

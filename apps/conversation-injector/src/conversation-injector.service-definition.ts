@@ -1,4 +1,3 @@
-import { RELEASE_STREAM, injectorConsumerName } from '@backchannel/contracts';
 import type { ServiceDefinition } from '@backchannel/http';
 import { ConversationInjectorModule } from './conversation-injector.module.js';
 
@@ -9,8 +8,4 @@ export const CONVERSATION_INJECTOR: ServiceDefinition = {
   name: 'conversation-injector',
   module: (context) => ConversationInjectorModule.register(context),
   bodyLimit: () => ADD_MESSAGES_BODY_LIMIT,
-  durableConsumers: (config) => ({
-    stream: RELEASE_STREAM.name,
-    names: Array.from({ length: config.SEQUENCER_PARTITIONS }, (_, partition) => injectorConsumerName(partition)),
-  }),
 };

@@ -31,6 +31,16 @@ export interface ApiKeyRecord {
   revoked_at?: string;
 }
 
+/**
+ * How far one role (sequencer, injector) has applied one partition of its stream (bucket
+ * bc-leases): every message of the partition at or below stream sequence `seq` is applied,
+ * so a replica taking the partition over starts right after it.
+ */
+export interface PartitionCheckpoint {
+  seq: number;
+  at: string;
+}
+
 /** KV keys, declared once. */
 export const KV_KEYS = {
   workItem: (workItemId: string) => workItemId,
@@ -42,4 +52,5 @@ export const KV_KEYS = {
   sequencerPartitionFilter: (partition: number) => `p${partition}.>`,
   lease: (role: string, partition: number) => `lease.${role}.p${partition}`,
   member: (role: string, memberId: string) => `member.${role}.${memberId}`,
+  checkpoint: (role: string, partition: number) => `checkpoint.${role}.p${partition}`,
 } as const;

@@ -105,7 +105,7 @@ export const SEQUENCER_STATE_BUCKET: BucketSpec = {
   history: 1,
 };
 
-/** Partition leases and replica heartbeats of the sequencer and the injector. */
+/** Partition leases, replica heartbeats and partition checkpoints of the sequencer and the injector. */
 export const LEASES_BUCKET: BucketSpec = { bucket: 'bc-leases', ttlMs: 0, history: 1 };
 
 export const BUCKETS: readonly BucketSpec[] = [
@@ -115,15 +115,3 @@ export const BUCKETS: readonly BucketSpec[] = [
   SEQUENCER_STATE_BUCKET,
   LEASES_BUCKET,
 ];
-
-/** Durable consumer names, one per partition (kebab-case). */
-export function sequencerConsumerName(partition: number): string {
-  return `sequencer-p${partition}`;
-}
-
-export function injectorConsumerName(partition: number): string {
-  return `injector-p${partition}`;
-}
-
-/** How long a consumer waits for an ack before redelivering. */
-export const CONSUMER_ACK_WAIT_MS = 10_000;

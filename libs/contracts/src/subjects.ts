@@ -53,6 +53,17 @@ export function workPartitionFilter(partition: number): string {
   return `${WORK_SUBJECT_PREFIX}.${partition}.>`;
 }
 
+/** Everything of one conversation in the work log (its log, its items' ends and progress). */
+export function conversationWorkFilter(partition: number, conversationId: string): string {
+  return `${WORK_SUBJECT_PREFIX}.${partition}.${conversationId}.>`;
+}
+
+/** The conversation a work log or release subject belongs to: `bc.work.{p}.{conv}.…`, `bc.release.{p}.{conv}`. */
+export function conversationOfPartitionedSubject(subject: string): string | undefined {
+  const token = subject.split('.', 4)[3];
+  return token === undefined || token === '' ? undefined : token;
+}
+
 /** Every work item end of every partition: the dispatcher follows these for cancel notices. */
 export const WORK_ITEM_END_WILDCARD = `${WORK_SUBJECT_PREFIX}.*.*.end.*`;
 

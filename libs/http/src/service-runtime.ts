@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KV } from '@nats-io/kv';
 import { ApiError, BUCKETS, SHUTDOWN_GRACE_MS, STREAMS, envelopeOf } from '@backchannel/contracts';
 import { MeshConfig, loadConfig, portOf } from '@backchannel/config';
-import { ConsumerLagMonitor, connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
+import { connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
 import { Metrics, NestPinoLogger, createLogger, type Logger } from '@backchannel/observability';
 import { EnvelopeFilter } from './envelope.filter.js';
 import { sendError } from './error-rendering.js';
@@ -38,12 +38,6 @@ export interface ServiceDefinition {
   bodyLimit?: (config: MeshConfig) => number;
   /** Fastify plugins and hooks (rate limits, headers, parsers), registered before routes. */
   configureHttp?: (fastify: FastifyInstance, context: ServiceContext) => Promise<void>;
-  /**
-   * The durable consumers the service runs, whose backlog `/metrics` reports as
-   * `backchannel_consumer_pending_messages` and `backchannel_consumer_ack_pending_messages`
-   * (label `consumer`: the durable name, bounded by `SEQUENCER_PARTITIONS`).
-   */
-  durableConsumers?: (config: MeshConfig) => { stream: string; names: string[] };
 }
 
 export interface RunningService {
@@ -134,7 +128,6 @@ export async function startService(definition: ServiceDefinition, options: Start
   observeHttp(fastify, metrics);
   await definition.configureHttp?.(fastify, context);
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
-  const lag = watchConsumerLag(definition, context);
   readiness.markStarted();
   const address = fastify.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -143,7 +136,7 @@ export async function startService(definition: ServiceDefinition, options: Start
   let stopping: Promise<void> | undefined;
   const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
   const stop = (stopOptions: StopOptions = {}): Promise<void> => {
-    stopping ??= gracefulStop(app, context, lag, stopOptions.readinessDelayMs ?? 0);
+    stopping ??= gracefulStop(app, context, stopOptions.readinessDelayMs ?? 0);
     return stopping;
   };
   return { context, app, url: `http://${host}:${port}`, port, stop };
@@ -176,11 +169,9 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
 async function gracefulStop(
   app: NestFastifyApplication,
   context: ServiceContext,
-  lag: ConsumerLagMonitor | undefined,
   readinessDelayMs: number,
 ): Promise<void> {
   context.readiness.markStopping();
-  await lag?.stop();
   if (readinessDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessDelayMs));
   const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
   await Promise.race([app.close(), grace]);
@@ -232,49 +223,6 @@ function watchConnection(nats: NatsHandles, readiness: Readiness, logger: Logger
       }
     }
   })().finally(() => connected.set(0));
-}
-
-/**
- * Backlog gauges of the service's durable consumers, polled from JetStream (the label is
- * the durable name: partition numbers are bounded configuration, never ids). A consumer
- * not found (not created yet, or gone) has its series removed rather than left stale.
- */
-function watchConsumerLag(definition: ServiceDefinition, context: ServiceContext): ConsumerLagMonitor | undefined {
-  const consumers = definition.durableConsumers?.(context.config);
-  if (!consumers) return undefined;
-  const pending = context.metrics.gauge(
-    'backchannel_consumer_pending_messages',
-    'Messages of a durable consumer not yet delivered (JetStream num_pending)',
-    ['consumer'],
-  );
-  const ackPending = context.metrics.gauge(
-    'backchannel_consumer_ack_pending_messages',
-    'Messages delivered to a durable consumer and not yet acknowledged (JetStream num_ack_pending)',
-    ['consumer'],
-  );
-  let failures = 0;
-  const monitor = new ConsumerLagMonitor(context.nats.jsm, {
-    stream: consumers.stream,
-    consumers: consumers.names,
-    onSample: (samples) => {
-      failures = 0;
-      const seen = new Set(samples.map((sample) => sample.consumer));
-      for (const sample of samples) {
-        pending.set({ consumer: sample.consumer }, sample.pending);
-        ackPending.set({ consumer: sample.consumer }, sample.ackPending);
-      }
-      for (const name of consumers.names.filter((name) => !seen.has(name))) {
-        pending.remove({ consumer: name });
-        ackPending.remove({ consumer: name });
-      }
-    },
-    // While the broker is away every poll fails: say so once, not every 5 s.
-    onError: (error) => {
-      if (failures++ === 0) context.logger.warn({ err: error }, 'polling consumer backlog failed');
-    },
-  });
-  monitor.start();
-  return monitor;
 }
 
 /** A request the HTTP parser itself refused: a 400 envelope, then the connection closes. */

@@ -6,8 +6,15 @@ export { WorkLedger, type AppendResult, type EndResult, type Stored } from './wo
 export { RpcServer, toApiError, type RpcHandler, type RpcLogger } from './rpc-server.js';
 export { JsonBucket, type Versioned } from './json-bucket.js';
 export { MirroredWorkItemRecords, WorkItemRecords } from './work-item-records.js';
-export { PartitionLeases, type Lease, type LeaseOptions } from './partition-leases.js';
-export { PartitionedConsumers, type Disposition, type PartitionedConsumerOptions } from './partitioned-consumers.js';
+export { PartitionLeases, type Lease, type LeaseBucketValue, type LeaseOptions } from './partition-leases.js';
+export {
+  PartitionedLog,
+  type LogMessage,
+  type PartitionBacklog,
+  type PartitionSession,
+  type PartitionedLogOptions,
+} from './partitioned-log.js';
+export { KeyedSerialQueue } from './keyed-serial-queue.js';
+export { CheckpointTracker } from './checkpoint-tracker.js';
 export { ReleaseLog } from './release-log.js';
 export { HeaderRpcServer, type HeaderRpcHandler, type RpcHeaders } from './header-rpc-server.js';
-export { ConsumerLagMonitor, type ConsumerLagOptions, type ConsumerLagSample } from './consumer-lag.js';

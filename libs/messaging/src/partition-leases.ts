@@ -1,4 +1,4 @@
-import { KV_KEYS } from '@backchannel/contracts';
+import { KV_KEYS, type PartitionCheckpoint } from '@backchannel/contracts';
 import { JsonBucket } from './json-bucket.js';
 
 export interface Lease {
@@ -9,6 +9,9 @@ export interface Lease {
 interface Heartbeat {
   at: number;
 }
+
+/** What the leases bucket holds: leases, replica heartbeats and partition checkpoints. */
+export type LeaseBucketValue = Lease | Heartbeat | PartitionCheckpoint;
 
 export interface LeaseOptions {
   /** `sequencer` or `injector`: each role shares its partitions among its own replicas. */
@@ -29,7 +32,7 @@ export class PartitionLeases {
   private readonly owned = new Set<number>();
 
   constructor(
-    private readonly bucket: JsonBucket<Lease | Heartbeat>,
+    private readonly bucket: JsonBucket<LeaseBucketValue>,
     private readonly options: LeaseOptions,
   ) {}
 

@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jets
 import {
   WORK_STREAM,
   conversationLogSubject,
+  conversationWorkFilter,
   partitionOf,
   progressMsgId,
   workItemEndMsgId,
@@ -10,6 +11,7 @@ import {
   type ConversationLogEvent,
   type WorkItemEndedEvent,
   type WorkItemProgressEvent,
+  type WorkLogEvent,
 } from '@backchannel/contracts';
 import { BrokerUnavailableError, isWrongLastSequence } from './errors.js';
 import { decodeJson, encodeJson } from './json.js';
@@ -74,6 +76,14 @@ export class WorkLedger {
       events.push(next);
       from = next.seq + 1;
     }
+  }
+
+  /**
+   * The first event of a conversation anywhere in the work log (its log, ends, progress)
+   * at or after stream sequence `fromSeq`: to catch a conversation's state up in order.
+   */
+  async nextConversationEvent(conversationId: string, fromSeq: number): Promise<Stored<WorkLogEvent> | null> {
+    return this.readNext(conversationWorkFilter(this.partitionOf(conversationId), conversationId), fromSeq);
   }
 
   /** The first event of a conversation's log: its opening. */

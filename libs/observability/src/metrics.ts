@@ -32,6 +32,36 @@ export class Metrics {
     return this.reuse(name) ?? new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 
+  /**
+   * The backlog of the partitions a replica runs, read at each scrape:
+   * `backchannel_consumer_pending_messages` (in the stream, not yet delivered) and
+   * `backchannel_consumer_ack_pending_messages` (delivered, not yet applied), labelled
+   * `consumer="<role>-p<partition>"` — partitions are bounded configuration, never ids.
+   */
+  partitionBacklog(role: string, source: () => { partition: number; undelivered: number; inFlight: number }[]): void {
+    const sample = (name: string, help: string, pick: (backlog: { undelivered: number; inFlight: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['consumer'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const backlog of source()) this.set({ consumer: `${role}-p${backlog.partition}` }, pick(backlog));
+        },
+      });
+    sample(
+      'backchannel_consumer_pending_messages',
+      'Messages of an owned partition in the stream and not yet delivered to this replica',
+      (backlog) => backlog.undelivered,
+    );
+    sample(
+      'backchannel_consumer_ack_pending_messages',
+      'Messages of an owned partition delivered to this replica and not yet applied',
+      (backlog) => backlog.inFlight,
+    );
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

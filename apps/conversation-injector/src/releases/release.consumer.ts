@@ -1,71 +1,73 @@
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { JsMsg } from '@nats-io/jetstream';
 import {
   RELEASE_STREAM,
-  injectorConsumerName,
+  conversationOfPartitionedSubject,
   releasePartitionFilter,
   type ReleaseMessage,
 } from '@backchannel/contracts';
 import { MeshConfig } from '@backchannel/config';
 import { LOGGER, NATS_HANDLES, Readiness } from '@backchannel/http';
 import {
+  BrokerUnavailableError,
   JsonBucket,
-  PartitionedConsumers,
+  PartitionedLog,
   decodeJson,
-  type Disposition,
-  type Lease,
+  type LeaseBucketValue,
+  type LogMessage,
   type NatsHandles,
 } from '@backchannel/messaging';
-import type { Logger } from '@backchannel/observability';
+import { Metrics, type Logger } from '@backchannel/observability';
 import { LEASES } from '../injector.options.js';
 import { releaseProblem } from './release-message.js';
-import { ReleasesService } from './releases.service.js';
+import { ReleaseGapError, ReleasesService } from './releases.service.js';
 
-/** A release that came before an earlier one was injected is offered again after this. */
-const GAP_RETRY_MS = 500;
+/** The role whose replicas share the release stream's partitions (leases, checkpoints, metrics). */
+const ROLE = 'injector';
 
 /**
- * The JetStream adapter for releases: one durable consumer per partition (BC_RELEASES),
- * run by whichever injector replica holds the partition's lease, one message at a time in
- * stream order. It decodes, calls the service, and turns the outcome into ack / nak / term.
+ * The JetStream adapter for releases: the partitions of BC_RELEASES this replica holds,
+ * each read in stream order by an ordered consumer, one conversation's releases one at a
+ * time and different conversations side by side. It decodes, checks and calls the service.
  */
 @Injectable()
 export class ReleaseConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly consumers: PartitionedConsumers;
+  private readonly log: PartitionedLog;
   private started = false;
 
   constructor(
     @Inject(NATS_HANDLES) nats: NatsHandles,
-    @Inject(LEASES) leases: JsonBucket<Lease | { at: number }>,
+    @Inject(LEASES) leases: JsonBucket<LeaseBucketValue>,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly releases: ReleasesService,
     readiness: Readiness,
+    metrics: Metrics,
     config: MeshConfig,
   ) {
-    this.consumers = new PartitionedConsumers(nats.js, nats.jsm, {
-      role: 'injector',
+    this.log = new PartitionedLog(nats.js, {
+      role: ROLE,
       stream: RELEASE_STREAM.name,
       partitions: config.SEQUENCER_PARTITIONS,
       filterFor: releasePartitionFilter,
-      durableFor: injectorConsumerName,
-      leases,
+      keyOf: conversationOfPartitionedSubject,
+      bucket: leases,
       handle: (message) => this.handle(message),
-      onError: (error, partition) => this.logger.warn({ err: error, partition }, 'release consumer error'),
+      onError: (error, partition) => this.onError(error, partition),
     });
+    metrics.partitionBacklog(ROLE, () => this.log.backlog());
     readiness.addCheck('release_consumers', () => this.started);
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.consumers.start();
+    await this.log.start();
     this.started = true;
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.started = false;
-    await this.consumers.stop();
+    await this.log.stop();
   }
 
-  private async handle(message: JsMsg): Promise<Disposition> {
+  private async handle(message: LogMessage): Promise<void> {
     let release: unknown;
     try {
       release = decodeJson<unknown>(message.data);
@@ -74,10 +76,17 @@ export class ReleaseConsumer implements OnApplicationBootstrap, BeforeApplicatio
     }
     const problem = releaseProblem(release);
     if (problem) {
+      // A poison message: retrying cannot fix it.
       this.logger.error({ subject: message.subject, seq: message.seq, problem }, 'malformed release dropped');
-      return { type: 'term', reason: problem };
+      return;
     }
-    const decision = await this.releases.inject(release as ReleaseMessage);
-    return decision === 'gap' ? { type: 'nak', delayMs: GAP_RETRY_MS } : { type: 'ack' };
+    await this.releases.inject(release as ReleaseMessage);
+  }
+
+  private onError(error: unknown, partition?: number): void {
+    if (error instanceof BrokerUnavailableError) this.logger.debug({ err: error, partition }, 'broker unavailable');
+    else if (error instanceof ReleaseGapError) this.logger.warn({ partition }, `${error.message}; retrying`);
+    else if ((error as Error)?.message !== 'partition run stopped')
+      this.logger.warn({ err: error, partition }, 'release partition error');
   }
 }

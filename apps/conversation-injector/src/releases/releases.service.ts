@@ -1,8 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { transcriptReleaseMsgId, type ReleaseMessage } from '@backchannel/contracts';
 import { Clock } from '@backchannel/config';
-import { LOGGER } from '@backchannel/http';
-import type { Logger } from '@backchannel/observability';
 import { InjectorMetrics } from '../injector.metrics.js';
 import { LivePublisher } from '../live/live-messages.js';
 import {
@@ -12,6 +10,16 @@ import {
   type ReleaseDecision,
 } from '../transcript/transcript-record.js';
 import { TranscriptWriter } from '../transcript/transcript-writer.service.js';
+
+/** A release came before an earlier one of its conversation was injected: retried, never skipped. */
+export class ReleaseGapError extends Error {
+  constructor(conversationId: string, releaseIndex: number, appliedReleaseIndex: number) {
+    super(
+      `release ${releaseIndex} of ${conversationId} arrived before release ${appliedReleaseIndex + 1} was injected`,
+    );
+    this.name = 'ReleaseGapError';
+  }
+}
 
 /**
  * Injects released results into their conversation's transcript, exactly once and in
@@ -25,16 +33,19 @@ export class ReleasesService {
     private readonly live: LivePublisher,
     private readonly metrics: InjectorMetrics,
     private readonly clock: Clock,
-    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** `apply`: injected now (or its own earlier append was found); `already_applied`: a redelivery; `gap`: retry later. */
-  async inject(release: ReleaseMessage): Promise<ReleaseDecision> {
+  /**
+   * `apply`: injected now (or its own earlier append was found); `already_applied`: seen
+   * before. A release whose predecessor is not injected yet throws `ReleaseGapError`, so the
+   * partition's run retries it before any later release of the conversation.
+   */
+  async inject(release: ReleaseMessage): Promise<Exclude<ReleaseDecision, 'gap'>> {
     const msgId = transcriptReleaseMsgId(release.conversation_id, release.release_index);
     const outcome = await this.writer.append(release.conversation_id, msgId, (last) => {
-      const decision = decideRelease(release.release_index, last?.applied_release_index ?? 0);
+      const decision = decideRelease(release.release_index, last.appliedReleaseIndex);
       if (decision !== 'apply') return { decline: decision };
-      return { record: recordFromRelease(release, (last?.position ?? 0) + 1, this.clock.nowIso()) };
+      return { record: recordFromRelease(release, last.position + 1, this.clock.nowIso()) };
     });
     if (outcome.type === 'appended') {
       if (outcome.duplicate) this.metrics.releaseRedelivered();
@@ -46,19 +57,12 @@ export class ReleasesService {
       this.metrics.releaseRedelivered();
       // Live delivery is at least once: a crash between the append and the live publish
       // is repaired by publishing again when the last entry is this release's own.
-      if (outcome.last?.msgId === msgId) this.live.publish(toInjectedMessage(outcome.last.record));
+      const entry = outcome.last.entry;
+      if (entry?.msgId === msgId) this.live.publish(toInjectedMessage(entry.record));
       return 'already_applied';
     }
     this.metrics.releaseGap();
-    this.logger.warn(
-      {
-        conversation_id: release.conversation_id,
-        release_index: release.release_index,
-        applied_release_index: outcome.last?.record.applied_release_index ?? 0,
-      },
-      'release arrived before an earlier release of its conversation was injected; retrying later',
-    );
-    return 'gap';
+    throw new ReleaseGapError(release.conversation_id, release.release_index, outcome.last.appliedReleaseIndex);
   }
 
   private countInjected(release: ReleaseMessage): void {

@@ -4,6 +4,7 @@ import type { WorkItemEndedEvent, WorkItemKind, WorkItemOutcome, WorkLogEvent } 
 import {
   applyEvent,
   buildRelease,
+  compact,
   findWorkItem,
   heldCount,
   initialState,
@@ -153,6 +154,8 @@ class Simulation {
   readonly log: WorkLogEvent[] = [];
   readonly model: OrderModel;
   state: ConversationOrderState = initialState(CONVERSATION_ID);
+  /** The same events applied to the compacted state, as the adapter holds it. */
+  compacted: ConversationOrderState = initialState(CONVERSATION_ID);
   private nextRegistration = 0;
   private readonly progressWritten: number[];
   private readonly plannedEndWritten = new Set<number>();
@@ -291,6 +294,13 @@ class Simulation {
     this.log.push(event);
     const streamSeq = this.log.length;
     const result = applyEvent(deepFreeze(this.state), event, streamSeq, { maxHeld: this.scenario.maxHeld });
+    // The adapter keeps the compacted state: it must decide exactly the same.
+    const shadow = applyEvent(deepFreeze(this.compacted), event, streamSeq, { maxHeld: this.scenario.maxHeld });
+    invariant(
+      JSON.stringify(shadow.actions) === JSON.stringify(result.actions),
+      `the compacted state decides the same at seq ${streamSeq}`,
+    );
+    this.compacted = JSON.parse(JSON.stringify(compact(shadow.state))) as ConversationOrderState;
     const progressDue = this.model.isProgressDue(event);
     this.model.observe(event, streamSeq);
     for (const action of result.actions) this.judge(action, event, streamSeq, result.state);

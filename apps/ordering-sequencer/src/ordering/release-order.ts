@@ -41,17 +41,24 @@ export interface WorkItemOrderState {
   expireEarlyRequested: boolean;
 }
 
-/** One conversation's ordering state: plain JSON, stored whole and replaced by compare-and-set. */
+/**
+ * One conversation's ordering state: plain JSON, a fold of the conversation's work log, so
+ * two replicas that applied the same events hold the same state and make the same releases.
+ */
 export interface ConversationOrderState {
   conversationId: string;
   /** Stream sequence of the last applied event: anything at or below it is a redelivery. */
   lastAppliedSeq: number;
+  /** Highest `sequence` registered: a registration at or below it is a republished one. */
+  registeredThrough: number;
   /** `release_index` of the next release: 1, 2, 3… without gaps. */
   nextReleaseIndex: number;
   ended: boolean;
   /** Sequence of the earliest ordered item whose final still waits (the "head"); null when none. */
   headSequence: number | null;
-  /** In `sequence` order. */
+  /**
+   * In `sequence` order. `compact` drops the items whose final was released or skipped.
+   */
   workItems: WorkItemOrderState[];
 }
 
@@ -105,7 +112,15 @@ export interface ApplyResult {
 }
 
 export function initialState(conversationId: string): ConversationOrderState {
-  return { conversationId, lastAppliedSeq: 0, nextReleaseIndex: 1, ended: false, headSequence: null, workItems: [] };
+  return {
+    conversationId,
+    lastAppliedSeq: 0,
+    registeredThrough: 0,
+    nextReleaseIndex: 1,
+    ended: false,
+    headSequence: null,
+    workItems: [],
+  };
 }
 
 /**
@@ -120,11 +135,34 @@ export function applyEvent(
   held: HeldLimit,
 ): ApplyResult {
   if (streamSeq <= state.lastAppliedSeq) return { state, actions: [] };
-  const draft: ConversationOrderState = { ...structuredClone(state), lastAppliedSeq: streamSeq };
+  const draft: ConversationOrderState = { ...copyOf(state), lastAppliedSeq: streamSeq };
   if (event.conversation_id !== draft.conversationId) return { state: draft, actions: [] };
   const actions = [...applyToDraft(draft, event, streamSeq), ...releaseReady(draft), ...enforceHeldLimit(draft, held)];
   draft.headSequence = findHead(draft)?.sequence ?? null;
   return { state: draft, actions };
+}
+
+/**
+ * The state without the items whose final was released or skipped: they take no further
+ * part (a second end, late progress and a republished registration are ignored without
+ * them), so the adapter drops them once it has built the releases, and a long
+ * conversation's state stays as small as what is outstanding. Same releases either way.
+ */
+export function compact(state: ConversationOrderState): ConversationOrderState {
+  const workItems = state.workItems.filter((item) => item.finalStatus === 'waiting');
+  return workItems.length === state.workItems.length ? state : { ...state, workItems };
+}
+
+/** A deep copy of the parts `applyToDraft` changes (cheaper than structuredClone on every event). */
+function copyOf(state: ConversationOrderState): ConversationOrderState {
+  return {
+    ...state,
+    registeredThrough: state.registeredThrough ?? 0,
+    workItems: state.workItems.map((item) => ({
+      ...item,
+      releasedProgressIndexes: [...item.releasedProgressIndexes],
+    })),
+  };
 }
 
 /** Work items whose end is not seen yet, with their deadlines: to rebuild timers after a restart. */
@@ -173,12 +211,19 @@ function onRegistered(draft: ConversationOrderState, event: WorkItemRegisteredEv
   if (draft.ended || isRegistered(draft, event)) return [];
   draft.workItems.push(newWorkItem(event));
   draft.workItems.sort((a, b) => a.sequence - b.sequence);
+  draft.registeredThrough = Math.max(draft.registeredThrough, event.sequence);
   return [{ type: 'schedule_deadline', workItemId: event.work_item_id, expiresAt: event.expires_at }];
 }
 
-/** The same registration republished (under a new stream sequence) is not a new item. */
+/**
+ * The same registration republished (under a new stream sequence) is not a new item.
+ * Registrations are appended in `sequence` order, so one at or below the highest seen is old.
+ */
 function isRegistered(draft: ConversationOrderState, event: WorkItemRegisteredEvent): boolean {
-  return draft.workItems.some((item) => item.workItemId === event.work_item_id || item.sequence === event.sequence);
+  return (
+    event.sequence <= draft.registeredThrough ||
+    draft.workItems.some((item) => item.workItemId === event.work_item_id || item.sequence === event.sequence)
+  );
 }
 
 function newWorkItem(event: WorkItemRegisteredEvent): WorkItemOrderState {

@@ -1,30 +1,32 @@
 import { KV_KEYS, kvSafeId } from '@backchannel/contracts';
-import { JsonBucket, type Versioned } from '@backchannel/messaging';
+import type { JsonBucket } from '@backchannel/messaging';
 import type { ConversationOrderState } from './release-order.js';
 
-/** Per-conversation ordering state (bucket bc-sequencer-state), replaced by compare-and-set. */
+/**
+ * Snapshots of the per-conversation ordering states (bucket bc-sequencer-state). A snapshot
+ * only shortens a catch-up: the state is a fold of the work log, so one that is missing
+ * or behind (a paused replica wrote last) is completed from the log.
+ */
 export class SequencerStateStore {
   constructor(private readonly bucket: JsonBucket<ConversationOrderState>) {}
 
-  get(partition: number, conversationId: string): Promise<Versioned<ConversationOrderState> | null> {
-    return this.bucket.get(KV_KEYS.sequencerState(partition, kvSafeId(conversationId)));
+  async get(partition: number, conversationId: string): Promise<ConversationOrderState | null> {
+    return (await this.bucket.get(KV_KEYS.sequencerState(partition, kvSafeId(conversationId))))?.value ?? null;
   }
 
-  /**
-   * Writes the new state if nobody else moved it since `revision` (null: it did not exist).
-   * Returns the new revision, or false when it lost the compare-and-set.
-   */
-  save(partition: number, state: ConversationOrderState, revision: number | null): Promise<number | false> {
-    const key = KV_KEYS.sequencerState(partition, kvSafeId(state.conversationId));
-    return revision === null ? this.bucket.create(key, state) : this.bucket.update(key, state, revision);
+  async put(partition: number, state: ConversationOrderState): Promise<void> {
+    await this.bucket.put(KV_KEYS.sequencerState(partition, kvSafeId(state.conversationId)), state);
   }
 
-  /** Every state of a partition: to rebuild deadline timers when taking it over. */
+  /** A finished conversation's snapshot goes: nothing of it can change any more. */
+  async remove(partition: number, conversationId: string): Promise<void> {
+    await this.bucket.delete(KV_KEYS.sequencerState(partition, kvSafeId(conversationId)));
+  }
+
+  /** Every snapshot of a partition: the conversations to catch up when taking it over. */
   async allOfPartition(partition: number): Promise<ConversationOrderState[]> {
     const keys = await this.bucket.keys(KV_KEYS.sequencerPartitionFilter(partition));
     const states = await Promise.all(keys.map((key) => this.bucket.get(key)));
-    return states
-      .filter((state): state is Versioned<ConversationOrderState> => state !== null)
-      .map((state) => state.value);
+    return states.filter((state) => state !== null).map((state) => state.value);
   }
 }

@@ -4,19 +4,22 @@ import { Clock, MeshConfig } from '@backchannel/config';
 import { LOGGER } from '@backchannel/http';
 import { ReleaseLog, WorkLedger } from '@backchannel/messaging';
 import { Metrics, newTraceId, type Logger } from '@backchannel/observability';
+import { ConversationStates, type HeldState } from './conversation-states.js';
 import { DeadlineTimers } from './deadline-timers.js';
 import {
   applyEvent,
   buildRelease,
+  compact,
   findWorkItem,
+  heldCount,
   initialState,
+  isFinished,
   pendingDeadlines,
   type ConversationOrderState,
   type OrderAction,
   type ReleaseAction,
 } from './release-order.js';
 import { SequencerStateStore } from './sequencer-state.store.js';
-import { StateCache } from './state-cache.js';
 
 /** The event being applied, so releasing it needs no read back. */
 interface CurrentEvent {
@@ -25,24 +28,36 @@ interface CurrentEvent {
 }
 
 /** What applying one work-log event came to. */
-export type ApplyOutcome = 'applied' | 'redelivery' | 'conflict';
+export type ApplyOutcome = 'applied' | 'redelivery';
+
+/** How many snapshots one checkpoint writes at once. */
+const SNAPSHOT_WRITES_IN_FLIGHT = 64;
 
 /**
- * The adapter around the pure ordering core: load the conversation's state, apply the
- * event, perform the actions (releases with deterministic ids, ends by compare-and-set),
- * then save the state by compare-and-set. Every effect is idempotent, so a crash at any
- * point and the redelivery that follows release nothing twice.
+ * The adapter around the pure ordering core. A conversation's state is a fold of its
+ * events in the work log, applied in stream order by the run of its partition:
+ *
+ * - the first time a run meets a conversation it loads the snapshot and **catches up**
+ *   from the log (events the run will not deliver, at or below its checkpoint), so a
+ *   missing or stale snapshot costs reads, never correctness;
+ * - each event's actions are performed before the next event of the conversation:
+ *   releases published in order with deterministic ids, ends recorded first-write-wins;
+ * - snapshots of changed states are written before each partition checkpoint.
+ *
+ * Two replicas that briefly apply the same partition hold the same fold and publish the
+ * same releases under the same ids; the injector applies each release index once.
  */
 @Injectable()
 export class SequencerService {
   readonly deadlines: DeadlineTimers;
-  /** States of owned conversations with their KV revision: a stale one fails its compare-and-set. */
-  private readonly cache = new StateCache(50_000);
+  private readonly states = new ConversationStates();
   private readonly maxHeld: number;
   private readonly releases;
   private readonly timeouts;
   private readonly holdSeconds;
   private readonly ended;
+  private readonly held;
+  private readonly active;
 
   constructor(
     private readonly store: SequencerStateStore,
@@ -71,60 +86,121 @@ export class SequencerService {
     );
     this.ended = metrics.counter('backchannel_work_items_ended_total', 'Work items ended, by final state', ['state']);
     for (const state of ['completed', 'failed', 'timed_out', 'cancelled'] as const) this.ended.inc({ state }, 0);
+    this.held = metrics.gauge(
+      'backchannel_sequencer_held_results',
+      'Results accepted and held behind an earlier unfinished work item, in the conversations this replica runs',
+    );
+    this.active = metrics.gauge(
+      'backchannel_active_conversations',
+      'Conversations open or not yet settled, in the partitions this replica runs',
+    );
   }
 
-  async apply(partition: number, event: WorkLogEvent, streamSeq: number): Promise<ApplyOutcome> {
-    const cached = this.cache.get(event.conversation_id);
-    const stored = cached ?? (await this.store.get(partition, event.conversation_id));
-    const before = stored?.value ?? initialState(event.conversation_id);
-    const { state, actions } = applyEvent(before, event, streamSeq, { maxHeld: this.maxHeld });
-    if (state === before) return 'redelivery';
-    // Releases go out before the state is saved, so they must be computed from the state as
-    // stored now. A cached one can be stale (leases overlapped and another replica moved the
-    // conversation on, or our last save was stored but its answer lost): its release indices
-    // would then be taken by the wrong messages, and the deterministic message ids would drop
-    // the right ones later (lost and duplicated results). The compare-and-set on the save
-    // comes too late for that; only events that release pay this read.
-    if (cached && actions.some((action) => action.type === 'release')) {
-      const latest = await this.store.get(partition, event.conversation_id);
-      if (latest?.revision !== cached.revision) {
-        this.cache.delete(event.conversation_id);
-        return 'conflict';
-      }
+  /** Applies one event the partition's run delivered (`session`: that run). */
+  async apply(partition: number, event: WorkLogEvent, streamSeq: number, session: number): Promise<ApplyOutcome> {
+    const held = await this.caughtUp(partition, event.conversation_id, session, streamSeq);
+    return this.applyTo(partition, held, { seq: streamSeq, event });
+  }
+
+  /** The unfinished conversations of a partition, as snapshotted: those to sync when taking it over. */
+  async snapshotsOf(partition: number): Promise<ConversationOrderState[]> {
+    return (await this.store.allOfPartition(partition)).filter((state) => !isFinished(state));
+  }
+
+  /** Catches a conversation up to the end of its log (a partition just taken over): its deadlines are armed. */
+  async sync(partition: number, snapshot: ConversationOrderState, session: number): Promise<void> {
+    await this.caughtUp(partition, snapshot.conversationId, session, Number.POSITIVE_INFINITY, snapshot);
+  }
+
+  /** Writes the snapshots of the partition's changed states; finished conversations are let go. */
+  async flush(partition: number): Promise<void> {
+    const dirty = this.states.dirty(partition);
+    for (let i = 0; i < dirty.length; i += SNAPSHOT_WRITES_IN_FLIGHT) {
+      await Promise.all(
+        dirty.slice(i, i + SNAPSHOT_WRITES_IN_FLIGHT).map(([id, held]) => this.writeSnapshot(id, held)),
+      );
     }
-    const current = { seq: streamSeq, event };
-    let revision: number | false;
-    try {
-      for (const action of actions) await this.perform(partition, state, action, current);
-      revision = await this.store.save(partition, state, stored?.revision ?? null);
-    } catch (error) {
-      // The save may have been stored without us hearing of it: the cached revision is no proof any more.
-      this.cache.delete(event.conversation_id);
-      throw error;
+    this.reportSizes();
+  }
+
+  /** Forgets the states and timers of a partition this replica no longer runs. */
+  forgetPartition(partition: number): void {
+    this.states.deletePartition(partition);
+    this.deadlines.clearPartition(partition);
+    this.reportSizes();
+  }
+
+  private reportSizes(): void {
+    this.held.set(this.states.heldResults);
+    this.active.set(this.states.size);
+  }
+
+  /**
+   * The conversation's state, caught up to just before `beforeSeq`: loaded from its
+   * snapshot the first time this run meets it, then completed from the work log.
+   */
+  private async caughtUp(
+    partition: number,
+    conversationId: string,
+    session: number,
+    beforeSeq: number,
+    snapshot?: ConversationOrderState,
+  ): Promise<HeldState> {
+    const current = this.states.get(conversationId);
+    if (current?.session === session && beforeSeq !== Number.POSITIVE_INFINITY) return current;
+    const held = current?.session === session ? current : await this.load(partition, conversationId, session, snapshot);
+    for (
+      let next = await this.ledger.nextConversationEvent(conversationId, held.state.lastAppliedSeq + 1);
+      next && next.seq < beforeSeq;
+      next = await this.ledger.nextConversationEvent(conversationId, next.seq + 1)
+    ) {
+      await this.applyTo(partition, held, { seq: next.seq, event: next.event });
     }
-    if (revision === false) {
-      // Another replica moved this conversation on (leases overlap briefly): start again from its state.
-      this.cache.delete(event.conversation_id);
-      return 'conflict';
-    }
-    this.cache.set(event.conversation_id, { value: state, revision, partition });
-    // Counted once per end: a redelivered or conflicting event is not `applied`.
+    this.armDeadlines(partition, held.state);
+    return held;
+  }
+
+  private async load(
+    partition: number,
+    conversationId: string,
+    session: number,
+    snapshot?: ConversationOrderState,
+  ): Promise<HeldState> {
+    const stored = snapshot ?? (await this.store.get(partition, conversationId));
+    const previous = this.states.get(conversationId)?.state;
+    // Whichever went further: a snapshot written by another replica, or what this one held.
+    const candidates = [stored, previous].filter((state): state is ConversationOrderState => !!state);
+    const state = candidates.sort((a, b) => b.lastAppliedSeq - a.lastAppliedSeq)[0] ?? initialState(conversationId);
+    const held = { state, partition, session, version: 0, writtenVersion: 0, heldResults: heldCount(state) };
+    return this.states.set(conversationId, held);
+  }
+
+  private async applyTo(partition: number, held: HeldState, current: CurrentEvent): Promise<ApplyOutcome> {
+    const { state, actions } = applyEvent(held.state, current.event, current.seq, { maxHeld: this.maxHeld });
+    if (state === held.state) return 'redelivery';
+    for (const action of actions) await this.perform(partition, state, action, current);
+    held.state = compact(state);
+    held.version += 1;
+    this.states.setHeldResults(held, heldCount(held.state));
+    const event = current.event;
     if (event.type === 'work_item.ended') this.ended.inc({ state: event.outcome.state });
     return 'applied';
   }
 
-  /** Forgets the cached states of a partition this replica no longer owns. */
-  forgetPartition(partition: number): void {
-    this.cache.deletePartition(partition);
-    this.deadlines.clearPartition(partition);
+  private async writeSnapshot(conversationId: string, held: HeldState): Promise<void> {
+    const version = held.version;
+    if (isFinished(held.state)) {
+      await this.store.remove(held.partition, conversationId);
+      if (held.version === version) this.states.delete(conversationId);
+    } else {
+      await this.store.put(held.partition, held.state);
+    }
+    held.writtenVersion = Math.max(held.writtenVersion, version);
   }
 
-  /** Rebuilds the deadline timers of a partition this replica just took over. */
-  async adoptPartition(partition: number): Promise<void> {
-    for (const state of await this.store.allOfPartition(partition)) {
-      for (const [workItemId, expiresAt] of Object.entries(pendingDeadlines(state))) {
-        this.deadlines.schedule(partition, state.conversationId, workItemId, expiresAt);
-      }
+  private armDeadlines(partition: number, state: ConversationOrderState): void {
+    for (const [workItemId, expiresAt] of Object.entries(pendingDeadlines(state))) {
+      this.deadlines.schedule(partition, state.conversationId, workItemId, expiresAt);
     }
   }
 
@@ -170,7 +246,7 @@ export class SequencerService {
     const release = buildRelease(action, item, source);
     await this.releaseLog.publish(partition, release);
     this.releases.inc({ kind: action.kind });
-    this.logger.info(
+    this.logger.debug(
       {
         trace_id: release.trace_id,
         conversation_id: release.conversation_id,
@@ -197,7 +273,7 @@ export class SequencerService {
 
   /**
    * Records an end the sequencer decides. Past its deadline an item's end is `timed_out`
-   * whoever writes it; the write is compare-and-set, so a result that won stays won.
+   * whoever writes it; the write is first-write-wins, so a result that won stays won.
    */
   private async recordEnd(state: ConversationOrderState, workItemId: string, outcome: WorkItemOutcome): Promise<void> {
     const item = findWorkItem(state, workItemId);

@@ -2,7 +2,7 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationB
 import {
   LEASES_BUCKET,
   WORK_STREAM,
-  sequencerConsumerName,
+  conversationOfPartitionedSubject,
   workPartitionFilter,
   type WorkLogEvent,
 } from '@backchannel/contracts';
@@ -11,20 +11,24 @@ import { LOGGER, NATS_HANDLES, Readiness, type ServiceContext } from '@backchann
 import {
   BrokerUnavailableError,
   JsonBucket,
-  PartitionedConsumers,
+  PartitionedLog,
   decodeJson,
-  type Disposition,
+  type LogMessage,
   type NatsHandles,
+  type PartitionSession,
 } from '@backchannel/messaging';
-import { withTraceId, type Logger } from '@backchannel/observability';
+import { Metrics, withTraceId, type Logger } from '@backchannel/observability';
 import { SequencerService } from './sequencer.service.js';
 
 export const SERVICE_CONTEXT = Symbol('SERVICE_CONTEXT');
 
-/** JetStream adapter: one durable consumer per owned partition of the work log. */
+/** The role whose replicas share the work log's partitions (leases, checkpoints, metrics). */
+const ROLE = 'sequencer';
+
+/** JetStream adapter: the work log's partitions this replica holds, each applied in stream order per conversation. */
 @Injectable()
 export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly consumers: PartitionedConsumers;
+  private readonly log: PartitionedLog;
   private started = false;
 
   constructor(
@@ -33,50 +37,68 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly sequencer: SequencerService,
     readiness: Readiness,
+    metrics: Metrics,
     config: MeshConfig,
   ) {
-    this.consumers = new PartitionedConsumers(nats.js, nats.jsm, {
-      role: 'sequencer',
+    this.log = new PartitionedLog(nats.js, {
+      role: ROLE,
       stream: WORK_STREAM.name,
       partitions: config.SEQUENCER_PARTITIONS,
       filterFor: workPartitionFilter,
-      durableFor: sequencerConsumerName,
-      leases: new JsonBucket(context.buckets.get(LEASES_BUCKET.bucket)!),
-      handle: (message, partition) => this.handle(message.data, message.seq, partition),
-      onAcquired: (partition) => this.sequencer.adoptPartition(partition),
+      keyOf: conversationOfPartitionedSubject,
+      bucket: new JsonBucket(context.buckets.get(LEASES_BUCKET.bucket)!),
+      handle: (message, partition, session) => this.handle(message, partition, session),
+      onAcquired: (partition, session) => this.adopt(partition, session),
       onLost: (partition) => this.sequencer.forgetPartition(partition),
-      onError: (error, partition) => this.logger.warn({ err: error, partition }, 'sequencer consumer error'),
+      beforeCheckpoint: (partition) => this.sequencer.flush(partition),
+      onError: (error, partition) => this.onError(error, partition),
     });
+    metrics.partitionBacklog(ROLE, () => this.log.backlog());
     readiness.addCheck('consumers', () => this.started);
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.consumers.start();
+    await this.log.start();
     this.started = true;
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    await this.consumers.stop();
+    await this.log.stop();
     this.sequencer.deadlines.clearAll();
   }
 
-  /** Decode, apply, and let the error type decide: broker trouble naks, garbage terminates. */
-  private async handle(data: Uint8Array, streamSeq: number, partition: number): Promise<Disposition> {
+  /** Decodes and applies; an undecodable event is logged and passed over (retrying cannot fix it). */
+  private async handle(message: LogMessage, partition: number, session: PartitionSession): Promise<void> {
     let event: WorkLogEvent;
     try {
-      event = decodeJson<WorkLogEvent>(data);
+      event = decodeJson<WorkLogEvent>(message.data);
     } catch {
-      return { type: 'term', reason: 'undecodable work log event' };
+      this.logger.error(
+        { subject: message.subject, seq: message.seq, partition },
+        'undecodable work log event skipped',
+      );
+      return;
     }
-    try {
-      // Lines logged while applying carry the event's trace (ends and progress have one).
-      const traceId = 'trace_id' in event ? event.trace_id : undefined;
-      const outcome = await withTraceId(traceId, () => this.sequencer.apply(partition, event, streamSeq));
-      return outcome === 'conflict' ? { type: 'nak', delayMs: 50 } : { type: 'ack' };
-    } catch (error) {
-      if (!(error instanceof BrokerUnavailableError))
-        this.logger.error({ err: error, partition }, 'applying a work log event failed');
-      return { type: 'nak', delayMs: 250 };
+    // Lines logged while applying carry the event's trace (ends and progress have one).
+    const traceId = 'trace_id' in event ? event.trace_id : undefined;
+    await withTraceId(traceId, () => this.sequencer.apply(partition, event, message.seq, session.id));
+  }
+
+  /**
+   * A partition just taken over: every conversation with a snapshot is caught up from the
+   * log in the background (queued with its events), which arms its deadlines.
+   */
+  private async adopt(partition: number, session: PartitionSession): Promise<void> {
+    for (const snapshot of await this.sequencer.snapshotsOf(partition)) {
+      session
+        .exclusive(snapshot.conversationId, () => this.sequencer.sync(partition, snapshot, session.id))
+        .catch((error: unknown) => this.onError(error, partition));
     }
+  }
+
+  private onError(error: unknown, partition?: number): void {
+    if (error instanceof BrokerUnavailableError) this.logger.debug({ err: error, partition }, 'broker unavailable');
+    else if ((error as Error)?.message !== 'partition run stopped')
+      this.logger.warn({ err: error, partition }, 'sequencer partition error');
   }
 }

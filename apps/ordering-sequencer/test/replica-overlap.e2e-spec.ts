@@ -14,7 +14,6 @@ import {
 } from '@backchannel/contracts';
 import { Clock, loadConfig } from '@backchannel/config';
 import {
-  BrokerUnavailableError,
   JsonBucket,
   ReleaseLog,
   WorkLedger,
@@ -29,26 +28,15 @@ import type { ConversationOrderState } from '../src/ordering/release-order.js';
 import { SequencerService } from '../src/ordering/sequencer.service.js';
 import { SequencerStateStore } from '../src/ordering/sequencer-state.store.js';
 
-/** A store whose next save is stored by the broker but whose answer never arrives. */
-class LossyStore extends SequencerStateStore {
-  loseNextAnswer = false;
-
-  override async save(partition: number, state: ConversationOrderState, revision: number | null) {
-    const saved = await super.save(partition, state, revision);
-    if (!this.loseNextAnswer) return saved;
-    this.loseNextAnswer = false;
-    throw new BrokerUnavailableError(new Error('timeout'));
-  }
-}
-
 const PARTITIONS = 4;
 
 /**
- * Found by the chaos run: two sequencer replicas (or one whose save answer was lost) with a
- * cached, stale conversation state released a result under a release index already used,
- * so a later result took its place and the right one was dropped as a duplicate id.
+ * A conversation's ordering state is a fold of its work log, so it can be rebuilt from the
+ * log whatever the snapshot says, and two replicas that apply the same events (leases
+ * overlap while one is paused) publish the same releases under the same ids. The release
+ * stream may then hold a copy, never two different releases under one index.
  */
-describe('sequencer: releases never come from a stale conversation state', () => {
+describe('sequencer replicas: state from the log, the same releases from every replica', () => {
   let nats: NatsServerHandle;
   let handles: NatsHandles;
   let ledger: WorkLedger;
@@ -135,57 +123,82 @@ describe('sequencer: releases never come from a stale conversation state', () =>
     return { events, end };
   }
 
-  async function releasedResults(id: string): Promise<unknown[]> {
+  /** Every release stored for the conversation, in stream order. */
+  async function storedReleases(id: string): Promise<ReleaseMessage[]> {
     const consumer = await jetstream(handles.nc).consumers.get(RELEASE_STREAM.name, {
       filter_subjects: `bc.release.*.${id}`,
     });
-    const results: unknown[] = [];
+    const releases: ReleaseMessage[] = [];
     const info = await consumer.info();
-    if (info.num_pending === 0) return results;
+    if (info.num_pending === 0) return releases;
     for await (const message of await consumer.consume()) {
-      results.push(message.json<ReleaseMessage>().result);
+      releases.push(message.json<ReleaseMessage>());
       if (message.info.pending === 0) break;
     }
-    return results;
+    return releases;
   }
 
-  it('a replica whose save answer was lost re-reads the state before it releases again', async () => {
-    const id = 'stale-lost-answer';
+  /** One release per index, 1..n without a gap; copies (same id) must be identical. */
+  function distinctResults(releases: ReleaseMessage[]): unknown[] {
+    const byIndex = new Map<number, string>();
+    for (const release of releases) {
+      const json = JSON.stringify(release);
+      expect(byIndex.get(release.release_index) ?? json).toBe(json);
+      byIndex.set(release.release_index, json);
+    }
+    const indexes = [...byIndex.keys()].sort((a, b) => a - b);
+    expect(indexes).toEqual(indexes.map((_, i) => i + 1));
+    return indexes.map((index) => (JSON.parse(byIndex.get(index)!) as ReleaseMessage).result);
+  }
+
+  it('a replica with no snapshot rebuilds the state from the log before it applies an event', async () => {
+    const id = 'rebuild-from-log';
     const partition = ledger.partitionOf(id);
-    const store = new LossyStore(bucket);
-    const [a, b] = [replica(store), replica(new SequencerStateStore(bucket))];
+    const a = replica(new SequencerStateStore(bucket));
     const { events, end } = await conversation(id);
-    for (const { event, seq } of events) expect(await a.apply(partition, event, seq)).toBe('applied');
+    for (const { event, seq } of events) expect(await a.apply(partition, event, seq, 1)).toBe('applied');
     const third = await end(3);
-    expect(await a.apply(partition, third.event, third.seq)).toBe('applied');
-    // The unordered item's release is stored, and so is the state, but A never hears it...
+    expect(await a.apply(partition, third.event, third.seq, 1)).toBe('applied');
+    // A dies before its snapshot is written; B meets the conversation at its next event only.
+    const b = replica(new SequencerStateStore(bucket));
     const second = await end(2);
-    store.loseNextAnswer = true;
-    await expect(a.apply(partition, second.event, second.seq)).rejects.toThrow(BrokerUnavailableError);
-    // ...its redelivery goes to B, which finds it applied; the next event goes to A.
-    expect(await b.apply(partition, second.event, second.seq)).toBe('redelivery');
+    expect(await b.apply(partition, second.event, second.seq, 7)).toBe('applied');
     const first = await end(1);
-    let outcome = await a.apply(partition, first.event, first.seq);
-    if (outcome === 'conflict') outcome = await a.apply(partition, first.event, first.seq);
-    expect(outcome).toBe('applied');
-    expect(await releasedResults(id)).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+    expect(await b.apply(partition, first.event, first.seq, 7)).toBe('applied');
+    expect(distinctResults(await storedReleases(id))).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
   });
 
-  it('a replica that cached a conversation another replica moved on does not release from it', async () => {
-    const id = 'stale-overlap';
+  it('a stale snapshot (written last by a paused replica) is completed from the log', async () => {
+    const id = 'stale-snapshot';
+    const partition = ledger.partitionOf(id);
+    const a = replica(new SequencerStateStore(bucket));
+    const { events, end } = await conversation(id);
+    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
+    await a.flush(partition);
+    const second = await end(2);
+    const third = await end(3);
+    for (const { event, seq } of [second, third]) expect(await a.apply(partition, event, seq, 1)).toBe('applied');
+    // The snapshot still says "registrations only"; B must not release item 2 again under a new index.
+    const b = replica(new SequencerStateStore(bucket));
+    const first = await end(1);
+    expect(await b.apply(partition, first.event, first.seq, 9)).toBe('applied');
+    expect(distinctResults(await storedReleases(id))).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+  });
+
+  it('two replicas applying the same events side by side release each index once, identically', async () => {
+    const id = 'overlap';
     const partition = ledger.partitionOf(id);
     const [a, b] = [replica(new SequencerStateStore(bucket)), replica(new SequencerStateStore(bucket))];
     const { events, end } = await conversation(id);
-    for (const { event, seq } of events) expect(await a.apply(partition, event, seq)).toBe('applied');
-    const third = await end(3);
-    expect(await a.apply(partition, third.event, third.seq)).toBe('applied');
-    // Leases overlap: B takes the next event of the partition and releases the unordered item.
-    const second = await end(2);
-    expect(await b.apply(partition, second.event, second.seq)).toBe('applied');
-    const first = await end(1);
-    let outcome = await a.apply(partition, first.event, first.seq);
-    if (outcome === 'conflict') outcome = await a.apply(partition, first.event, first.seq);
-    expect(outcome).toBe('applied');
-    expect(await releasedResults(id)).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+    const all = [...events, await end(3), await end(2), await end(1)];
+    // Each replica sees every event (each runs its own ordered consumer), at its own pace.
+    for (const [i, { event, seq }] of all.entries()) {
+      await a.apply(partition, event, seq, 1);
+      if (i % 2 === 1)
+        for (const earlier of all.slice(0, i + 1)) await b.apply(partition, earlier.event, earlier.seq, 2);
+    }
+    for (const { event, seq } of all) await b.apply(partition, event, seq, 2);
+    const stored = await storedReleases(id);
+    expect(distinctResults(stored)).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
   });
 });

@@ -1,0 +1,68 @@
+import type { ConversationOrderState } from './release-order.js';
+
+/** A conversation's state as this replica holds it. */
+export interface HeldState {
+  state: ConversationOrderState;
+  partition: number;
+  /** The partition run it was caught up in: in a later run it must be caught up again. */
+  session: number;
+  /** Results held behind an earlier unfinished item (`heldCount` of the state). */
+  heldResults: number;
+  /** Bumped on every change; the snapshot written last had `writtenVersion`. */
+  version: number;
+  writtenVersion: number;
+}
+
+/** A state with what it holds counted, so the gauge needs no walk over every conversation. */
+export function heldResultsOf(held: HeldState | undefined): number {
+  return held?.heldResults ?? 0;
+}
+
+/**
+ * The ordering states of the conversations in the partitions this replica runs. They are
+ * the working copy: the work log is the truth, and a snapshot of each (KV) only shortens
+ * the catch-up after a restart or a takeover.
+ */
+export class ConversationStates {
+  private readonly held = new Map<string, HeldState>();
+  private heldTotal = 0;
+
+  get(conversationId: string): HeldState | undefined {
+    return this.held.get(conversationId);
+  }
+
+  set(conversationId: string, held: HeldState): HeldState {
+    this.heldTotal += held.heldResults - heldResultsOf(this.held.get(conversationId));
+    this.held.set(conversationId, held);
+    return held;
+  }
+
+  /** Records how many results a state now holds. */
+  setHeldResults(held: HeldState, count: number): void {
+    if (this.held.get(held.state.conversationId) === held) this.heldTotal += count - held.heldResults;
+    held.heldResults = count;
+  }
+
+  delete(conversationId: string): void {
+    this.heldTotal -= heldResultsOf(this.held.get(conversationId));
+    this.held.delete(conversationId);
+  }
+
+  /** Results held across every conversation this replica runs. */
+  get heldResults(): number {
+    return this.heldTotal;
+  }
+
+  /** States of one partition changed since their last snapshot. */
+  dirty(partition: number): [string, HeldState][] {
+    return [...this.held].filter(([, held]) => held.partition === partition && held.version > held.writtenVersion);
+  }
+
+  deletePartition(partition: number): void {
+    for (const [conversationId, held] of this.held) if (held.partition === partition) this.delete(conversationId);
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+}

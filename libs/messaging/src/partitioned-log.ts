@@ -1,0 +1,343 @@
+import { randomUUID } from 'node:crypto';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { KV_KEYS, type PartitionCheckpoint } from '@backchannel/contracts';
+import { CheckpointTracker } from './checkpoint-tracker.js';
+import type { JsonBucket } from './json-bucket.js';
+import { KeyedSerialQueue } from './keyed-serial-queue.js';
+import { PartitionLeases, type LeaseBucketValue } from './partition-leases.js';
+
+/** One message of a partition, as the handler sees it. */
+export interface LogMessage {
+  /** Stream sequence: unique and rising within the stream. */
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+}
+
+/** What a partition's run reports about its backlog, for metrics and idleness checks. */
+export interface PartitionBacklog {
+  partition: number;
+  /** In the stream for this partition and not yet delivered (as of the last delivery). */
+  undelivered: number;
+  /** Delivered and not yet fully applied. */
+  inFlight: number;
+  /** Every message of the partition at or below this stream sequence is applied. */
+  checkpoint: number;
+}
+
+export interface PartitionedLogOptions {
+  /** `sequencer` or `injector`: each role shares the partitions among its own replicas. */
+  role: string;
+  stream: string;
+  partitions: number;
+  filterFor: (partition: number) => string;
+  /** The key whose messages are applied one at a time, in stream order (the conversation id). */
+  keyOf: (subject: string) => string | undefined;
+  /** Leases, heartbeats and checkpoints. */
+  bucket: JsonBucket<LeaseBucketValue>;
+  /**
+   * Applies one message. Idempotent: after a crash, messages above the last checkpoint
+   * are delivered again. A throw is retried (with backoff) before any later message of
+   * the same key, so per-key order holds through broker outages.
+   */
+  handle: (message: LogMessage, partition: number, session: PartitionSession) => Promise<void>;
+  /** Called when this replica takes a partition over, before its messages flow. */
+  onAcquired?: (partition: number, session: PartitionSession) => Promise<void> | void;
+  /** Called once a partition's run has stopped (lease lost, or shutdown). */
+  onLost?: (partition: number) => void;
+  /** Makes durable whatever the handler keeps in memory, before a checkpoint is written. */
+  beforeCheckpoint?: (partition: number) => Promise<void>;
+  onError?: (error: unknown, partition?: number) => void;
+  leaseTtlMs?: number;
+  rebalanceEveryMs?: number;
+  checkpointEveryMs?: number;
+  /** Messages of one partition delivered and not yet applied, at most. */
+  maxInFlight?: number;
+  now?: () => number;
+}
+
+/** One run of a partition on this replica: a handle for tasks that must queue with its messages. */
+export interface PartitionSession {
+  /** Unique per run in this process: state cached under an older run is not continuous. */
+  readonly id: number;
+  /** Queues `task` with the partition's messages of `key`, after those already queued. */
+  exclusive(key: string, task: () => Promise<void>): Promise<void>;
+}
+
+class RunStopped extends Error {
+  constructor() {
+    super('partition run stopped');
+  }
+}
+
+const MAX_RETRY_DELAY_MS = 2_000;
+const PULL_EXPIRES_MS = 2_000;
+const STOP_WAIT_MS = 10_000;
+let sessionIds = 0;
+
+/**
+ * The partitions of a stream, each applied by the replica holding its lease:
+ *
+ * - an **ordered consumer** per owned partition starts after the partition's checkpoint
+ *   and delivers every message once, in stream order, with no gap (it resets itself on a
+ *   gap or a broker restart); there are no acks and no redeliveries to wait for;
+ * - messages of **different keys run concurrently**, those of one key one at a time in
+ *   stream order (`KeyedSerialQueue`): one slow conversation does not hold up the others;
+ * - the **checkpoint** (the sequence below the oldest message in flight) is written every
+ *   `checkpointEveryMs`, after `beforeCheckpoint`; a replica that takes over (or restarts)
+ *   starts after it, so nothing is skipped and only the little above it is applied again.
+ *
+ * Leases make ownership efficient, not exclusive (a paused replica can outlive its lease):
+ * handlers must be idempotent and their effects compare-and-set or deterministic, so two
+ * replicas applying the same messages briefly never apply anything twice.
+ */
+export class PartitionedLog {
+  private readonly leases: PartitionLeases;
+  private readonly runs = new Map<number, PartitionRun>();
+  private timer?: NodeJS.Timeout;
+  private rebalancing?: Promise<void>;
+  private stopped = false;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly options: PartitionedLogOptions,
+  ) {
+    this.leases = new PartitionLeases(options.bucket, {
+      role: options.role,
+      partitions: options.partitions,
+      memberId: `${options.role}-${randomUUID()}`,
+      leaseTtlMs: options.leaseTtlMs ?? 5_000,
+      now: options.now ?? Date.now,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.rebalance();
+    this.timer = setInterval(() => void this.rebalance(), this.options.rebalanceEveryMs ?? 1_000);
+  }
+
+  /** Stops every run (each finishes what it is applying and writes its checkpoint), then gives the leases back. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.rebalancing;
+    await Promise.all([...this.runs.keys()].map((partition) => this.stopPartition(partition)));
+    await this.leases.releaseAll().catch(() => undefined);
+  }
+
+  ownedPartitions(): number[] {
+    return this.leases.ownedPartitions();
+  }
+
+  /** The backlog of every partition this replica runs. */
+  backlog(): PartitionBacklog[] {
+    return [...this.runs.values()].map((run) => run.backlog());
+  }
+
+  /**
+   * One round: renew and move leases, then make the runs match the leases held.
+   * Level-triggered: a partition whose start failed, or whose run ended by itself, is put
+   * right at the next round instead of staying owned-but-idle.
+   */
+  private rebalance(): Promise<void> {
+    if (this.rebalancing || this.stopped) return this.rebalancing ?? Promise.resolve();
+    this.rebalancing = (async () => {
+      try {
+        await this.leases.rebalance();
+      } catch (error) {
+        this.options.onError?.(error);
+      }
+      try {
+        await this.reconcile();
+      } finally {
+        this.rebalancing = undefined;
+      }
+    })();
+    return this.rebalancing;
+  }
+
+  private async reconcile(): Promise<void> {
+    const owned = new Set(this.leases.ownedPartitions());
+    for (const partition of [...this.runs.keys()]) {
+      if (!owned.has(partition) || this.runs.get(partition)?.ended) await this.stopPartition(partition);
+    }
+    for (const partition of owned) {
+      if (this.runs.has(partition) || this.stopped) continue;
+      try {
+        await this.startPartition(partition);
+      } catch (error) {
+        this.options.onError?.(error, partition);
+      }
+    }
+  }
+
+  private async startPartition(partition: number): Promise<void> {
+    const checkpoint = await this.readCheckpoint(partition);
+    const run = new PartitionRun(this.js, this.options, partition, checkpoint);
+    await this.options.onAcquired?.(partition, run);
+    await run.start();
+    this.runs.set(partition, run);
+  }
+
+  private async stopPartition(partition: number): Promise<void> {
+    const run = this.runs.get(partition);
+    if (!run) return;
+    this.runs.delete(partition);
+    await run.stop();
+    this.options.onLost?.(partition);
+  }
+
+  private async readCheckpoint(partition: number): Promise<number> {
+    const stored = await this.options.bucket.get(KV_KEYS.checkpoint(this.options.role, partition));
+    const value = stored?.value as PartitionCheckpoint | undefined;
+    return typeof value?.seq === 'number' ? value.seq : 0;
+  }
+}
+
+/** One partition on this replica, from taking it over to giving it up. */
+class PartitionRun implements PartitionSession {
+  readonly id = ++sessionIds;
+  ended = false;
+  private readonly tracker: CheckpointTracker;
+  private readonly queue = new KeyedSerialQueue();
+  private readonly maxInFlight: number;
+  private messages?: ConsumerMessages;
+  private loop?: Promise<void>;
+  private stopping = false;
+  private undelivered = 0;
+  private written: number;
+  private writing?: Promise<void>;
+  private checkpointTimer?: NodeJS.Timeout;
+  private wakeReader?: () => void;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly options: PartitionedLogOptions,
+    private readonly partition: number,
+    startAfter: number,
+  ) {
+    this.tracker = new CheckpointTracker(startAfter);
+    this.written = startAfter;
+    this.maxInFlight = options.maxInFlight ?? 1_024;
+  }
+
+  async start(): Promise<void> {
+    const startSeq = this.written + 1;
+    const consumer = await this.js.consumers.get(this.options.stream, {
+      filter_subjects: this.options.filterFor(this.partition),
+      ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : {}),
+    });
+    // Short pulls: after a broker restart the client re-checks the consumer on a backoff
+    // of `expires` (30 s by default), and heartbeats come every `expires / 2`.
+    this.messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS });
+    this.loop = this.read(this.messages)
+      .catch((error) => this.options.onError?.(error, this.partition))
+      .finally(() => {
+        this.ended = true;
+      });
+    this.checkpointTimer = setInterval(() => void this.writeCheckpoint(), this.options.checkpointEveryMs ?? 250);
+  }
+
+  exclusive(key: string, task: () => Promise<void>): Promise<void> {
+    return this.queue.run(key, () => this.retrying(task));
+  }
+
+  backlog(): PartitionBacklog {
+    return {
+      partition: this.partition,
+      undelivered: this.undelivered,
+      inFlight: this.tracker.pending,
+      checkpoint: this.tracker.checkpoint,
+    };
+  }
+
+  /** Stops reading, lets what is being applied finish (bounded), and writes the checkpoint. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.checkpointTimer);
+    this.wakeReader?.();
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    await Promise.race([this.queue.idle(), delay(STOP_WAIT_MS)]);
+    // A write already under way may hold an older checkpoint: let it land, then write the last.
+    await this.writing;
+    await this.writeCheckpoint();
+  }
+
+  private async read(messages: ConsumerMessages): Promise<void> {
+    for await (const message of messages) {
+      if (this.stopping) break;
+      this.deliver(message);
+      while (this.tracker.pending >= this.maxInFlight && !this.stopping) {
+        await new Promise<void>((resolve) => (this.wakeReader = resolve));
+      }
+    }
+  }
+
+  private deliver(message: JsMsg): void {
+    const seq = message.seq;
+    if (!this.tracker.delivered(seq)) return;
+    this.undelivered = message.info.pending;
+    const key = this.options.keyOf(message.subject);
+    const logMessage: LogMessage = { seq, subject: message.subject, data: message.data };
+    if (key === undefined) {
+      this.finish(seq);
+      return;
+    }
+    this.queue
+      .run(key, () => this.retrying(() => this.options.handle(logMessage, this.partition, this)))
+      .then(
+        () => this.finish(seq),
+        // Stopped before it was applied: it stays above the checkpoint, for the next owner.
+        () => undefined,
+      );
+  }
+
+  private finish(seq: number): void {
+    this.tracker.finished(seq);
+    if (this.tracker.pending < this.maxInFlight) {
+      this.wakeReader?.();
+      this.wakeReader = undefined;
+    }
+  }
+
+  /** Runs a task, retrying with backoff until it succeeds or the run stops. */
+  private async retrying(task: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopping) throw new RunStopped();
+      try {
+        await task();
+        return;
+      } catch (error) {
+        this.options.onError?.(error, this.partition);
+        await delay(Math.min(MAX_RETRY_DELAY_MS, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  private writeCheckpoint(): Promise<void> {
+    if (this.writing) return this.writing;
+    const checkpoint = this.tracker.checkpoint;
+    if (checkpoint <= this.written) return Promise.resolve();
+    const writing = this.persist(checkpoint).finally(() => {
+      if (this.writing === writing) this.writing = undefined;
+    });
+    this.writing = writing;
+    return writing;
+  }
+
+  private async persist(checkpoint: number): Promise<void> {
+    try {
+      await this.options.beforeCheckpoint?.(this.partition);
+      const value: PartitionCheckpoint = { seq: checkpoint, at: new Date().toISOString() };
+      await this.options.bucket.put(KV_KEYS.checkpoint(this.options.role, this.partition), value);
+      this.written = Math.max(this.written, checkpoint);
+    } catch (error) {
+      this.options.onError?.(error, this.partition);
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
