@@ -173,9 +173,7 @@ async function partitionProgress(
     const progress: { name: string; lastSeq: number; checkpoint: number }[] = [];
     for (const { role, stream, filterFor } of roles) {
       for (let partition = 0; partition < partitions; partition++) {
-        const last = await jsm.direct
-          .getMessage(stream, { last_by_subj: filterFor(partition) })
-          .catch(() => null);
+        const last = await jsm.direct.getMessage(stream, { last_by_subj: filterFor(partition) }).catch(() => null);
         const entry = await leases.get(KV_KEYS.checkpoint(role, partition));
         const checkpoint = entry && entry.length > 0 ? (entry.json<PartitionCheckpoint>().seq ?? 0) : 0;
         progress.push({ name: `${role}-p${partition}`, lastSeq: last?.seq ?? 0, checkpoint });
