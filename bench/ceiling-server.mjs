@@ -10,7 +10,8 @@ const [mode, port, natsUrl] = process.argv.slice(2);
 const app = Fastify({ logger: false });
 let publish = async () => undefined;
 if (mode === 'publish') {
-  const nc = await connect({ servers: natsUrl });
+  // The same client options as the services (libs/messaging connectNats): no async stack traces.
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: 'BENCH_CEILING', subjects: ['bench.ceiling.>'] }).catch(() => undefined);
   const js = jetstream(nc);

@@ -1,8 +1,7 @@
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '@backchannel/contracts';
-import type { ServiceContext } from '@backchannel/http';
+import { securityHeaders, type ServiceContext } from '@backchannel/http';
 import { invalidToken } from './callbacks/callbacks.service.js';
 
 const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
@@ -24,7 +23,11 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
       done();
     }
   });
-  await fastify.register(helmet, { global: true });
+  const headers = securityHeaders();
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    void reply.headers(headers);
+    done();
+  });
   await fastify.register(rateLimit, {
     global: true,
     hook: 'preHandler',

@@ -14,3 +14,4 @@ export { validateDto } from './validation.js';
 export { sendError, toHttpApiError } from './error-rendering.js';
 export { LOGGER, NATS_HANDLES } from './tokens.js';
 export { requestTrace, requestTraceId } from './request-trace.js';
+export { securityHeaders } from './security-headers.js';
