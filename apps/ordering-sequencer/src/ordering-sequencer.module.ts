@@ -19,7 +19,7 @@ export class OrderingSequencerModule {
           provide: WorkLedger,
           useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
         },
-        { provide: ReleaseLog, useValue: new ReleaseLog(context.nats.js) },
+        { provide: ReleaseLog, useValue: new ReleaseLog(context.nats.js, context.nats.jsm) },
         {
           provide: SequencerStateStore,
           useValue: new SequencerStateStore(new JsonBucket(context.buckets.get(SEQUENCER_STATE_BUCKET.bucket)!)),

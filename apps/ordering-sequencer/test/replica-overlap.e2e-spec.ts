@@ -68,7 +68,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
     const sut = new SequencerService(
       store,
       ledger,
-      new ReleaseLog(handles.js),
+      new ReleaseLog(handles.js, handles.jsm),
       new Clock(),
       logger,
       new Metrics('sequencer-test'),
@@ -200,5 +200,23 @@ describe('sequencer replicas: state from the log, the same releases from every r
     for (const { event, seq } of all) await b.apply(partition, event, seq, 2);
     const stored = await storedReleases(id);
     expect(distinctResults(stored)).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+  });
+
+  it("a paused replica's older state never replaces a newer snapshot", async () => {
+    const id = 'snapshot-never-back';
+    const partition = ledger.partitionOf(id);
+    const store = new SequencerStateStore(bucket);
+    const [a, b] = [replica(store), replica(store)];
+    const { events, end } = await conversation(id);
+    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
+    await a.flush(partition);
+    const third = await end(3);
+    const second = await end(2);
+    // B, the new owner, goes further and saves; A, paused, still holds only item 3's end.
+    for (const { event, seq } of [...events, third, second]) await b.apply(partition, event, seq, 2);
+    await b.flush(partition);
+    await a.apply(partition, third.event, third.seq, 1);
+    await a.flush(partition);
+    expect((await store.get(partition, id))!.value.lastAppliedSeq).toBe(second.seq);
   });
 });

@@ -1,11 +1,14 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { RELEASE_STREAM, releaseMsgId, releaseSubject, type ReleaseMessage } from '@backchannel/contracts';
 import { BrokerUnavailableError } from './errors.js';
-import { encodeJson } from './json.js';
+import { decodeJson, encodeJson } from './json.js';
 
 /** Publishes releases (stream BC_RELEASES) with a deterministic id per conversation and index. */
 export class ReleaseLog {
-  constructor(private readonly js: JetStreamClient) {}
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm?: JetStreamManager,
+  ) {}
 
   async publish(partition: number, release: ReleaseMessage): Promise<void> {
     try {
@@ -14,6 +17,22 @@ export class ReleaseLog {
         expect: { streamName: RELEASE_STREAM.name },
       });
     } catch (error) {
+      throw new BrokerUnavailableError(error);
+    }
+  }
+
+  /** The highest `release_index` published for a conversation, 0 when none (one direct get of a literal subject). */
+  async lastIndex(partition: number, conversationId: string): Promise<number> {
+    if (!this.jsm) throw new Error('ReleaseLog needs a JetStreamManager to read');
+    try {
+      const last = await this.jsm.direct.getMessage(RELEASE_STREAM.name, {
+        last_by_subj: releaseSubject(partition, conversationId),
+      });
+      return last ? decodeJson<ReleaseMessage>(last.data).release_index : 0;
+    } catch (error) {
+      if (/no message found|message not found/i.test(String((error as Error)?.message))) return 0;
+      const code = (error as { code?: number }).code;
+      if (code === 404 || code === 10037) return 0;
       throw new BrokerUnavailableError(error);
     }
   }

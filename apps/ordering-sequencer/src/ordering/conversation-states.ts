@@ -6,6 +6,8 @@ export interface HeldState {
   partition: number;
   /** The partition run it was caught up in: in a later run it must be caught up again. */
   session: number;
+  /** Revision of its snapshot as last read or written (null: none): the next save's compare-and-set. */
+  revision: number | null;
   /** Results held behind an earlier unfinished item (`heldCount` of the state). */
   heldResults: number;
   /** Bumped on every change; the snapshot written last had `writtenVersion`. */

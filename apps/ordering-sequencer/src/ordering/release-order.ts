@@ -1,4 +1,27 @@
 /**
+ * The state being built from `state`: its own array of items, sharing the item objects it
+ * has not changed (copy on write, `editable`), so an event costs what it touches, not a
+ * copy of every outstanding item.
+ */
+type Draft = ConversationOrderState;
+
+/** The draft's own copy of `item`, made on the first change. */
+function editable(draft: Draft, item: WorkItemOrderState): WorkItemOrderState {
+  const index = draft.workItems.indexOf(item);
+  if (index === -1 || ownCopies.has(item)) return item;
+  const copy = { ...item, releasedProgressIndexes: [...item.releasedProgressIndexes] };
+  ownCopies.add(copy);
+  draft.workItems[index] = copy;
+  return copy;
+}
+
+/**
+ * Items the draft being built copied or created (and so may change in place). `applyEvent`
+ * is synchronous, so one set, emptied at each call, serves every draft in turn.
+ */
+const ownCopies = new Set<WorkItemOrderState>();
+
+/**
  * The ordering core of the sequencer: one conversation's work log in, release decisions
  * out. Pure: no broker, no clock, no bodies. The adapter stores the state (KV,
  * compare-and-set), performs the actions in the order given, and builds each release
@@ -135,10 +158,17 @@ export function applyEvent(
   held: HeldLimit,
 ): ApplyResult {
   if (streamSeq <= state.lastAppliedSeq) return { state, actions: [] };
-  const draft: ConversationOrderState = { ...copyOf(state), lastAppliedSeq: streamSeq };
+  ownCopies.clear();
+  const draft: Draft = {
+    ...state,
+    registeredThrough: state.registeredThrough ?? 0,
+    workItems: state.workItems.slice(),
+    lastAppliedSeq: streamSeq,
+  };
   if (event.conversation_id !== draft.conversationId) return { state: draft, actions: [] };
   const actions = [...applyToDraft(draft, event, streamSeq), ...releaseReady(draft), ...enforceHeldLimit(draft, held)];
   draft.headSequence = findHead(draft)?.sequence ?? null;
+  ownCopies.clear();
   return { state: draft, actions };
 }
 
@@ -149,20 +179,8 @@ export function applyEvent(
  * conversation's state stays as small as what is outstanding. Same releases either way.
  */
 export function compact(state: ConversationOrderState): ConversationOrderState {
-  const workItems = state.workItems.filter((item) => item.finalStatus === 'waiting');
-  return workItems.length === state.workItems.length ? state : { ...state, workItems };
-}
-
-/** A deep copy of the parts `applyToDraft` changes (cheaper than structuredClone on every event). */
-function copyOf(state: ConversationOrderState): ConversationOrderState {
-  return {
-    ...state,
-    registeredThrough: state.registeredThrough ?? 0,
-    workItems: state.workItems.map((item) => ({
-      ...item,
-      releasedProgressIndexes: [...item.releasedProgressIndexes],
-    })),
-  };
+  if (state.workItems.every((item) => item.finalStatus === 'waiting')) return state;
+  return { ...state, workItems: state.workItems.filter((item) => item.finalStatus === 'waiting') };
 }
 
 /** Work items whose end is not seen yet, with their deadlines: to rebuild timers after a restart. */
@@ -176,7 +194,9 @@ export function pendingDeadlines(state: ConversationOrderState): Record<string, 
 
 /** Results whose end is seen but which wait behind an earlier unfinished ordered item. */
 export function heldCount(state: ConversationOrderState): number {
-  return state.workItems.filter((item) => item.endSeq !== null && item.finalStatus === 'waiting').length;
+  let held = 0;
+  for (const item of state.workItems) if (item.endSeq !== null && item.finalStatus === 'waiting') held++;
+  return held;
 }
 
 /** The conversation ended and every item's final was released or skipped: the state can go. */
@@ -209,8 +229,11 @@ function onRegistered(draft: ConversationOrderState, event: WorkItemRegisteredEv
   // The token authority refuses registrations on an ended conversation (CONTRACT.md §2, 410);
   // one that slipped into the log anyway must not start an item nobody will end.
   if (draft.ended || isRegistered(draft, event)) return [];
-  draft.workItems.push(newWorkItem(event));
-  draft.workItems.sort((a, b) => a.sequence - b.sequence);
+  const item = newWorkItem(event);
+  ownCopies.add(item);
+  draft.workItems.push(item);
+  // Registrations arrive in `sequence` order; sort only if one ever did not.
+  if ((draft.workItems.at(-2)?.sequence ?? 0) > item.sequence) draft.workItems.sort((a, b) => a.sequence - b.sequence);
   draft.registeredThrough = Math.max(draft.registeredThrough, event.sequence);
   return [{ type: 'schedule_deadline', workItemId: event.work_item_id, expiresAt: event.expires_at }];
 }
@@ -243,9 +266,10 @@ function newWorkItem(event: WorkItemRegisteredEvent): WorkItemOrderState {
 }
 
 function onEnded(draft: ConversationOrderState, event: WorkItemEndedEvent, streamSeq: number): OrderAction[] {
-  const item = findWorkItem(draft, event.work_item_id);
+  const found = findWorkItem(draft, event.work_item_id);
   // A work item ends exactly once (CONTRACT.md §2): the first end in the log is the one that won.
-  if (!item || item.endSeq !== null) return [];
+  if (!found || found.endSeq !== null) return [];
+  const item = editable(draft, found);
   item.endSeq = streamSeq;
   item.outcome = event.outcome.state;
   // "A cancelled one is skipped" (CONTRACT.md §4): nothing to release, so it stops blocking now.
@@ -254,12 +278,13 @@ function onEnded(draft: ConversationOrderState, event: WorkItemEndedEvent, strea
 }
 
 function onProgress(draft: ConversationOrderState, event: WorkItemProgressEvent, streamSeq: number): OrderAction[] {
-  const item = findWorkItem(draft, event.work_item_id);
+  const found = findWorkItem(draft, event.work_item_id);
   // Progress is injected at once, but always before the item's final (CONTRACT.md §3). An
   // update read after the final went out (it raced the end in the log) can no longer keep
   // that promise, so it is dropped; one of a skipped (cancelled) item has no one to hear it.
-  if (!item || item.finalStatus !== 'waiting') return [];
-  if (item.releasedProgressIndexes.includes(event.index)) return [];
+  if (!found || found.finalStatus !== 'waiting') return [];
+  if (found.releasedProgressIndexes.includes(event.index)) return [];
+  const item = editable(draft, found);
   item.releasedProgressIndexes.push(event.index);
   const base = { type: 'release', releaseIndex: takeReleaseIndex(draft), workItemId: item.workItemId } as const;
   return [{ ...base, sequence: item.sequence, kind: 'progress', progressSeq: streamSeq }];
@@ -285,7 +310,7 @@ function releaseReady(draft: ConversationOrderState): ReleaseAction[] {
   for (const item of draft.workItems) {
     if (item.finalStatus !== 'waiting') continue;
     const blocked = item.ordered && orderedBlocked;
-    if (item.endSeq !== null && !blocked) actions.push(releaseFinal(draft, item, item.endSeq));
+    if (item.endSeq !== null && !blocked) actions.push(releaseFinal(draft, editable(draft, item), item.endSeq));
     else if (item.ordered) orderedBlocked = true;
   }
   return actions;
@@ -318,7 +343,7 @@ function enforceHeldLimit(draft: ConversationOrderState, held: HeldLimit): Expir
   if (draft.ended || heldCount(draft) <= held.maxHeld) return [];
   const head = findHead(draft);
   if (!head || head.expireEarlyRequested) return [];
-  head.expireEarlyRequested = true;
+  editable(draft, head).expireEarlyRequested = true;
   return [{ type: 'expire_early', workItemId: head.workItemId }];
 }
 

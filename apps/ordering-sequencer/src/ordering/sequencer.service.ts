@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { WorkItemEndedEvent, WorkItemOutcome, WorkItemProgressEvent, WorkLogEvent } from '@backchannel/contracts';
 import { Clock, MeshConfig } from '@backchannel/config';
 import { LOGGER } from '@backchannel/http';
-import { ReleaseLog, WorkLedger } from '@backchannel/messaging';
+import { ReleaseLog, WorkLedger, type Versioned } from '@backchannel/messaging';
 import { Metrics, newTraceId, type Logger } from '@backchannel/observability';
 import { ConversationStates, type HeldState } from './conversation-states.js';
 import { DeadlineTimers } from './deadline-timers.js';
@@ -56,7 +56,7 @@ export class SequencerService {
   private readonly timeouts;
   private readonly holdSeconds;
   private readonly ended;
-  private readonly held;
+  private readonly heldGauge;
   private readonly active;
 
   constructor(
@@ -86,7 +86,7 @@ export class SequencerService {
     );
     this.ended = metrics.counter('backchannel_work_items_ended_total', 'Work items ended, by final state', ['state']);
     for (const state of ['completed', 'failed', 'timed_out', 'cancelled'] as const) this.ended.inc({ state }, 0);
-    this.held = metrics.gauge(
+    this.heldGauge = metrics.gauge(
       'backchannel_sequencer_held_results',
       'Results accepted and held behind an earlier unfinished work item, in the conversations this replica runs',
     );
@@ -98,21 +98,25 @@ export class SequencerService {
 
   /** Applies one event the partition's run delivered (`session`: that run). */
   async apply(partition: number, event: WorkLogEvent, streamSeq: number, session: number): Promise<ApplyOutcome> {
-    const held = await this.caughtUp(partition, event.conversation_id, session, streamSeq);
+    const held = await this.stateOf(partition, event.conversation_id, session, { seq: streamSeq, event });
     return this.applyTo(partition, held, { seq: streamSeq, event });
   }
 
-  /** The unfinished conversations of a partition, as snapshotted: those to sync when taking it over. */
-  async snapshotsOf(partition: number): Promise<ConversationOrderState[]> {
-    return (await this.store.allOfPartition(partition)).filter((state) => !isFinished(state));
+  /** The unfinished conversations of a partition, as snapshotted: those to take over with it. */
+  async snapshotsOf(partition: number): Promise<Versioned<ConversationOrderState>[]> {
+    return (await this.store.allOfPartition(partition)).filter((snapshot) => !isFinished(snapshot.value));
   }
 
-  /** Catches a conversation up to the end of its log (a partition just taken over): its deadlines are armed. */
-  async sync(partition: number, snapshot: ConversationOrderState, session: number): Promise<void> {
-    await this.caughtUp(partition, snapshot.conversationId, session, Number.POSITIVE_INFINITY, snapshot);
+  /** Takes a conversation over with its partition: its state is held and its deadlines armed. */
+  async adopt(partition: number, snapshot: Versioned<ConversationOrderState>, session: number): Promise<void> {
+    await this.stateOf(partition, snapshot.value.conversationId, session, undefined, snapshot);
   }
 
-  /** Writes the snapshots of the partition's changed states; finished conversations are let go. */
+  /**
+   * Writes the snapshots of the partition's changed states, before its checkpoint moves
+   * past their events (so a run that starts after the checkpoint finds every conversation
+   * complete up to it in its snapshot); finished conversations are let go.
+   */
   async flush(partition: number): Promise<void> {
     const dirty = this.states.dirty(partition);
     for (let i = 0; i < dirty.length; i += SNAPSHOT_WRITES_IN_FLIGHT) {
@@ -131,24 +135,55 @@ export class SequencerService {
   }
 
   private reportSizes(): void {
-    this.held.set(this.states.heldResults);
+    this.heldGauge.set(this.states.heldResults);
     this.active.set(this.states.size);
   }
 
   /**
-   * The conversation's state, caught up to just before `beforeSeq`: loaded from its
-   * snapshot the first time this run meets it, then completed from the work log.
+   * The conversation's state in this run. The first time the run meets it, it comes from
+   * the snapshot: complete up to the checkpoint the run started after (whoever wrote that
+   * checkpoint saved it first), so the events the run delivers continue it without a gap.
+   * A snapshot that cannot be trusted is completed from the work log (`catchUp`).
    */
-  private async caughtUp(
+  private async stateOf(
     partition: number,
     conversationId: string,
     session: number,
-    beforeSeq: number,
-    snapshot?: ConversationOrderState,
+    first?: CurrentEvent,
+    snapshot?: Versioned<ConversationOrderState>,
   ): Promise<HeldState> {
     const current = this.states.get(conversationId);
-    if (current?.session === session && beforeSeq !== Number.POSITIVE_INFINITY) return current;
-    const held = current?.session === session ? current : await this.load(partition, conversationId, session, snapshot);
+    if (current?.session === session) return current;
+    const stored = snapshot ?? (await this.store.get(partition, conversationId));
+    const held = this.load(partition, conversationId, session, stored);
+    const reason = await this.distrust(partition, held.state, stored, first);
+    if (reason) {
+      this.logger.warn({ conversation_id: conversationId, partition, reason }, 'completing a state from the work log');
+      await this.catchUp(partition, held, first?.seq ?? Number.POSITIVE_INFINITY);
+    }
+    this.armDeadlines(partition, held.state);
+    return held;
+  }
+
+  /**
+   * Why a loaded state must be completed from the log, if it must: no snapshot for a
+   * conversation met after its opening (deleted once it finished, or lost by the broker),
+   * or releases published past what the state counts (it is behind the log).
+   */
+  private async distrust(
+    partition: number,
+    state: ConversationOrderState,
+    stored: Versioned<ConversationOrderState> | null,
+    first?: CurrentEvent,
+  ): Promise<string | undefined> {
+    if (!stored) return first && first.event.type !== 'conversation.opened' ? 'no snapshot' : undefined;
+    const published = await this.releaseLog.lastIndex(partition, state.conversationId);
+    return published >= state.nextReleaseIndex ? 'releases published past the snapshot' : undefined;
+  }
+
+  /** Applies, in order, the conversation's events after the state's and before `beforeSeq`. */
+  private async catchUp(partition: number, held: HeldState, beforeSeq: number): Promise<void> {
+    const conversationId = held.state.conversationId;
     for (
       let next = await this.ledger.nextConversationEvent(conversationId, held.state.lastAppliedSeq + 1);
       next && next.seq < beforeSeq;
@@ -156,22 +191,27 @@ export class SequencerService {
     ) {
       await this.applyTo(partition, held, { seq: next.seq, event: next.event });
     }
-    this.armDeadlines(partition, held.state);
-    return held;
   }
 
-  private async load(
+  private load(
     partition: number,
     conversationId: string,
     session: number,
-    snapshot?: ConversationOrderState,
-  ): Promise<HeldState> {
-    const stored = snapshot ?? (await this.store.get(partition, conversationId));
+    stored: Versioned<ConversationOrderState> | null,
+  ): HeldState {
     const previous = this.states.get(conversationId)?.state;
-    // Whichever went further: a snapshot written by another replica, or what this one held.
-    const candidates = [stored, previous].filter((state): state is ConversationOrderState => !!state);
-    const state = candidates.sort((a, b) => b.lastAppliedSeq - a.lastAppliedSeq)[0] ?? initialState(conversationId);
-    const held = { state, partition, session, version: 0, writtenVersion: 0, heldResults: heldCount(state) };
+    // Whichever went further: the snapshot, or what this replica held in an earlier run.
+    const keepPrevious = previous !== undefined && previous.lastAppliedSeq > (stored?.value.lastAppliedSeq ?? 0);
+    const state = keepPrevious ? previous : (stored?.value ?? initialState(conversationId));
+    const held: HeldState = {
+      state,
+      partition,
+      session,
+      revision: stored?.revision ?? null,
+      version: keepPrevious ? 1 : 0,
+      writtenVersion: 0,
+      heldResults: heldCount(state),
+    };
     return this.states.set(conversationId, held);
   }
 
@@ -187,14 +227,25 @@ export class SequencerService {
     return 'applied';
   }
 
+  /** Compare-and-set, and never back: a paused replica's older state does not replace a newer one. */
   private async writeSnapshot(conversationId: string, held: HeldState): Promise<void> {
     const version = held.version;
     if (isFinished(held.state)) {
       await this.store.remove(held.partition, conversationId);
       if (held.version === version) this.states.delete(conversationId);
-    } else {
-      await this.store.put(held.partition, held.state);
+      held.writtenVersion = Math.max(held.writtenVersion, version);
+      return;
     }
+    const state = held.state;
+    let revision = await this.store.save(held.partition, state, held.revision);
+    if (revision === false) {
+      const theirs = await this.store.get(held.partition, conversationId);
+      if (theirs && theirs.value.lastAppliedSeq >= state.lastAppliedSeq) revision = theirs.revision;
+      else revision = await this.store.save(held.partition, state, theirs?.revision ?? null);
+      if (revision === false)
+        throw new Error(`the snapshot of ${conversationId} moved again; saved at the next checkpoint`);
+    }
+    held.revision = revision;
     held.writtenVersion = Math.max(held.writtenVersion, version);
   }
 

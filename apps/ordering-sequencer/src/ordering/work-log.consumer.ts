@@ -52,6 +52,10 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       onLost: (partition) => this.sequencer.forgetPartition(partition),
       beforeCheckpoint: (partition) => this.sequencer.flush(partition),
       onError: (error, partition) => this.onError(error, partition),
+      // Each checkpoint saves the changed states first: once a second bounds that work
+      // (the state of a conversation with many outstanding items is large) and the replay
+      // after a crash.
+      checkpointEveryMs: 1_000,
     });
     metrics.partitionBacklog(ROLE, () => this.log.backlog());
     readiness.addCheck('consumers', () => this.started);
@@ -85,13 +89,14 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /**
-   * A partition just taken over: every conversation with a snapshot is caught up from the
-   * log in the background (queued with its events), which arms its deadlines.
+   * A partition just taken over: every unfinished conversation is taken over in the
+   * background (queued with its events), which arms the deadlines of its outstanding items.
    */
   private async adopt(partition: number, session: PartitionSession): Promise<void> {
     for (const snapshot of await this.sequencer.snapshotsOf(partition)) {
+      const conversationId = snapshot.value.conversationId;
       session
-        .exclusive(snapshot.conversationId, () => this.sequencer.sync(partition, snapshot, session.id))
+        .exclusive(conversationId, () => this.sequencer.adopt(partition, snapshot, session.id))
         .catch((error: unknown) => this.onError(error, partition));
     }
   }
