@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { buildReason } from '../scripts/build-state.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,6 +19,8 @@ const CLOSED_MS = QUICK ? 2_000 : 5_000;
 const SCALES = QUICK ? [100, 1_000] : [100, 10_000, 100_000];
 const SCALE_CALLBACKS = QUICK ? 5_000 : 12_000;
 const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
+/** `SEQUENCER_PARTITIONS` of the mesh the bench starts (the default). */
+const PARTITIONS = 16;
 const now = () => performance.timeOrigin + performance.now();
 const children = [];
 
@@ -43,17 +47,33 @@ async function main() {
   const nc = await connect({ servers: nats.url });
   const arrivals = followLive(nc);
 
-  log(`ingress maximum (closed loop, 64 in flight, ${CLOSED_MS / 1000} s)`);
-  const closed = await drive(mesh.ingress, 'closed', await registerMany(nc, QUICK ? 8_000 : 25_000, 100, 'max'), {
-    concurrency: 64,
-  });
-  report.ingress_accepted_per_s = round(closed.accepted / closed.seconds);
+  // The ingress's own cost against the ceiling: the same closed loop, with the sequencer and
+  // the injector paused (SIGSTOP) so the HTTP process and the broker have what the ceiling
+  // had; they are resumed after, and every accepted callback must still be injected.
+  log(`ingress alone (closed loop, 64 in flight, ${CLOSED_MS / 1000} s; sequencer and injector paused)`);
+  const aloneRequests = await registerMany(nc, QUICK ? 20_000 : 60_000, 100, 'alone');
+  await waitIdle(nc);
+  mesh.signal(['ordering-sequencer', 'conversation-injector'], 'SIGSTOP');
+  const alone = await drive(mesh.ingress, 'closed', aloneRequests, { concurrency: 64 });
+  mesh.signal(['ordering-sequencer', 'conversation-injector'], 'SIGCONT');
+  report.ingress_accepted_per_s = round(alone.accepted / alone.seconds);
   report.ingress_ratio_to_ceiling = round(report.ingress_accepted_per_s / report.ceiling_fastify_publish_per_s, 3);
+  report.ingress_alone_lost = (await endToEnd(alone, arrivals, 120_000)).lost;
+  await waitIdle(nc);
+
+  log(`ingress with the whole mesh running (closed loop, 64 in flight, ${CLOSED_MS / 1000} s)`);
+  const withMesh = await drive(mesh.ingress, 'closed', await registerMany(nc, QUICK ? 12_000 : 30_000, 100, 'max'), {
+    concurrency: 64,
+    beforeStart: () => waitIdle(nc),
+  });
+  report.ingress_with_mesh_per_s = round(withMesh.accepted / withMesh.seconds);
+  report.ingress_with_mesh_lost = (await endToEnd(withMesh, arrivals, 120_000)).lost;
 
   report.steps = [];
   for (const rate of RATES) {
     log(`open loop at ${rate}/s for ${STEP_MS / 1000} s`);
     const requests = await registerMany(nc, Math.round((rate * STEP_MS) / 1000), 100, `r${rate}`);
+    await waitIdle(nc);
     const run = await drive(mesh.ingress, 'open', requests, { rate });
     const e2e = await endToEnd(run, arrivals);
     report.steps.push({ rate, accepted_per_s: round(run.accepted / run.seconds), errors: run.errors, ...e2e });
@@ -66,13 +86,15 @@ async function main() {
     (s) => s.lost === 0 && s.errors === 0 && s.p99_ms < 50 && s.accepted_per_s >= s.rate * 0.95,
   );
   report.max_sustained_per_s = Math.max(0, ...sustained.map((s) => s.rate));
-  report.lost = report.steps.reduce((sum, s) => sum + s.lost, 0);
+  report.lost =
+    report.steps.reduce((sum, s) => sum + s.lost, 0) + report.ingress_alone_lost + report.ingress_with_mesh_lost;
 
   report.scale = [];
   for (const conversations of SCALES) {
     log(`scale: ${conversations} active conversations`);
     // Every conversation is opened (active); callbacks spread over up to 10,000 of them.
     const requests = await registerMany(nc, SCALE_CALLBACKS, conversations, `s${conversations}`);
+    await waitIdle(nc);
     const run = await drive(mesh.ingress, 'closed', requests, { concurrency: 64 });
     report.scale.push({ conversations, accepted_per_s: round(run.accepted / run.seconds) });
   }
@@ -164,7 +186,32 @@ async function startMesh(natsUrl) {
   for (const service of services) {
     await poll(async () => (await fetch(`${service.origin}/readyz`).catch(() => undefined))?.status === 200, 60_000);
   }
-  return { services, ingress: services.find((s) => s.name === 'callback-ingress') };
+  const signal = (names, sig) => services.filter((s) => names.includes(s.name)).forEach((s) => s.child.kill(sig));
+  return { services, ingress: services.find((s) => s.name === 'callback-ingress'), signal };
+}
+
+/**
+ * Waits until the sequencer and the injector have applied everything in their streams (each
+ * partition's checkpoint at its last message), so a step measures its own traffic only.
+ */
+async function waitIdle(nc, timeoutMs = 180_000) {
+  const jsm = await jetstreamManager(nc);
+  const leases = await new Kvm(nc).open(CONTRACT.LEASES_BUCKET.bucket);
+  const roles = [
+    ['sequencer', CONTRACT.WORK_STREAM.name, CONTRACT.workPartitionFilter],
+    ['injector', CONTRACT.RELEASE_STREAM.name, CONTRACT.releasePartitionFilter],
+  ];
+  await poll(async () => {
+    for (const [role, stream, filterFor] of roles) {
+      for (let partition = 0; partition < PARTITIONS; partition++) {
+        const last = await jsm.direct.getMessage(stream, { last_by_subj: filterFor(partition) }).catch(() => null);
+        const entry = await leases.get(CONTRACT.KV_KEYS.checkpoint(role, partition));
+        const checkpoint = entry && entry.length > 0 ? entry.json().seq : 0;
+        if ((last?.seq ?? 0) > checkpoint) return false;
+      }
+    }
+    return true;
+  }, timeoutMs);
 }
 
 function portEnv(name) {
@@ -219,8 +266,10 @@ async function request(nc, subject, body) {
 async function drive(target, kind, requests, options) {
   const worker = fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' });
   children.push(worker);
+  await options.beforeStart?.();
   const started = now();
-  worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...options });
+  const { beforeStart: _beforeStart, ...plan } = options;
+  worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...plan });
   const { results } = await new Promise((resolve) => worker.once('message', resolve));
   worker.kill();
   const seconds =
@@ -242,9 +291,9 @@ function followLive(nc) {
   return arrivals;
 }
 
-async function endToEnd(run, arrivals) {
+async function endToEnd(run, arrivals, waitMs = 10_000) {
   const accepted = run.results.filter((r) => r.status === 202 || r.status === 200);
-  await poll(() => accepted.every((r) => arrivals.has(r.id)), 10_000).catch(() => undefined);
+  await poll(() => accepted.every((r) => arrivals.has(r.id)), waitMs).catch(() => undefined);
   const latencies = accepted
     .filter((r) => arrivals.has(r.id))
     .map((r) => arrivals.get(r.id) - r.sentAt)
@@ -269,9 +318,10 @@ function printTable(report) {
     ['ceiling: Fastify 202', `${report.ceiling_fastify_per_s}/s`],
     ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s`],
     [
-      'ingress accepted (closed loop)',
-      `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling)`,
+      'ingress alone (closed loop)',
+      `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling), lost after resume ${report.ingress_alone_lost}`,
     ],
+    ['ingress, whole mesh running', `${report.ingress_with_mesh_per_s}/s, lost ${report.ingress_with_mesh_lost}`],
     ...report.steps.map((s) => [
       `open loop ${s.rate}/s`,
       `${s.accepted_per_s}/s accepted, e2e p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, p99.9 ${s.p999_ms} ms, errors ${s.errors}, lost ${s.lost}`,
