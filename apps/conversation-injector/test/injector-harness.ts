@@ -43,10 +43,11 @@ export class InjectorHarness {
     public injector: TestService,
   ) {}
 
-  static async start(options: InjectorOptions = {}): Promise<InjectorHarness> {
+  /** `env` is the injector's extra environment (a low `INJECTOR_RATE_LIMIT_PER_KEY`, say). */
+  static async start(options: InjectorOptions = {}, env: Record<string, string> = {}): Promise<InjectorHarness> {
     const nats = await startNatsServer();
     const tokenAuthority = await startTestService(TOKEN_AUTHORITY, nats);
-    const injector = await startTestService(injectorDefinition(options), nats);
+    const injector = await startTestService(injectorDefinition(options), nats, env);
     const harness = new InjectorHarness(nats, tokenAuthority, injector);
     harness.platform = new PlatformClient(tokenAuthority.service.url);
     harness.nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });

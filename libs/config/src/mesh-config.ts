@@ -52,6 +52,11 @@ export class MeshConfig {
   CALLBACK_MAX_BODY_BYTES = 262_144;
 
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000) INGRESS_RATE_LIMIT_PER_SOURCE = 500;
+  /**
+   * Tenant API requests per second per API key (by key id; requests without a valid key
+   * count per client address) before 429 `rate_limited` (docs/injector.md).
+   */
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000) INJECTOR_RATE_LIMIT_PER_KEY = 100;
   @Transform(toInt) @IsInt() @Min(1) @Max(1_024) SEQUENCER_PARTITIONS = 16;
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000) SEQUENCER_MAX_HELD_PER_CONVERSATION = 1_000;
   @Transform(toInt) @IsInt() @Min(1) @Max(100_000) DISPATCHER_MAX_CONCURRENCY = 256;

@@ -24,12 +24,24 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** Each code by name (`ERROR_CODE.rate_limited`), for code that must not spell wire strings. */
+export const ERROR_CODE = Object.freeze(
+  Object.fromEntries(Object.keys(ERROR_CODES).map((code) => [code, code])) as { readonly [C in ErrorCode]: C },
+);
+
 /** Codes that appear only inside injected messages, never as an HTTP answer. */
 export const INJECTED_ERROR_CODES = {
   work_item_timed_out: 'Work item timed out',
 } as const;
 
 export type InjectedErrorCode = keyof typeof INJECTED_ERROR_CODES;
+
+/** Each injected-only code by name (`INJECTED_ERROR_CODE.work_item_timed_out`). */
+export const INJECTED_ERROR_CODE = Object.freeze(
+  Object.fromEntries(Object.keys(INJECTED_ERROR_CODES).map((code) => [code, code])) as {
+    readonly [C in InjectedErrorCode]: C;
+  },
+);
 
 /** One error object of the envelope (CONTRACT.md §5). */
 export interface ErrorObject {

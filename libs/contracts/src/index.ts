@@ -1,5 +1,6 @@
 export * from './ids.js';
 export * from './errors.js';
+export * from './headers.js';
 export * from './subjects.js';
 export * from './streams.js';
 export * from './messages.js';

@@ -36,8 +36,11 @@ export interface ServiceDefinition {
   module: (context: ServiceContext) => DynamicModule | Type<unknown>;
   /** Largest request body the service accepts, bytes. */
   bodyLimit?: (config: MeshConfig) => number;
-  /** Fastify plugins and hooks (rate limits, headers, parsers), registered before routes. */
-  configureHttp?: (fastify: FastifyInstance, context: ServiceContext) => Promise<void>;
+  /**
+   * Fastify plugins and hooks (rate limits, headers, parsers), registered before routes.
+   * `app` is built (its providers exist) but not yet initialised: a hook may use a provider.
+   */
+  configureHttp?: (fastify: FastifyInstance, context: ServiceContext, app: NestFastifyApplication) => Promise<void>;
 }
 
 export interface RunningService {
@@ -126,7 +129,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     if (readiness.isStopping) void reply.header('connection', 'close');
   });
   observeHttp(fastify, metrics);
-  await definition.configureHttp?.(fastify, context);
+  await definition.configureHttp?.(fastify, context, app);
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
   readiness.markStarted();
   const address = fastify.server.address();
