@@ -174,7 +174,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
     const a = replica(new SequencerStateStore(bucket));
     const { events, end } = await conversation(id);
     for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
-    await a.flush(partition);
+    await a.flush(partition, Number.POSITIVE_INFINITY, true);
     const second = await end(2);
     const third = await end(3);
     for (const { event, seq } of [second, third]) expect(await a.apply(partition, event, seq, 1)).toBe('applied');
@@ -209,14 +209,14 @@ describe('sequencer replicas: state from the log, the same releases from every r
     const [a, b] = [replica(store), replica(store)];
     const { events, end } = await conversation(id);
     for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
-    await a.flush(partition);
+    await a.flush(partition, Number.POSITIVE_INFINITY, true);
     const third = await end(3);
     const second = await end(2);
     // B, the new owner, goes further and saves; A, paused, still holds only item 3's end.
     for (const { event, seq } of [...events, third, second]) await b.apply(partition, event, seq, 2);
-    await b.flush(partition);
+    await b.flush(partition, Number.POSITIVE_INFINITY, true);
     await a.apply(partition, third.event, third.seq, 1);
-    await a.flush(partition);
+    await a.flush(partition, Number.POSITIVE_INFINITY, true);
     expect((await store.get(partition, id))!.value.lastAppliedSeq).toBe(second.seq);
   });
 });

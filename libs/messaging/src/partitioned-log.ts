@@ -45,8 +45,12 @@ export interface PartitionedLogOptions {
   onAcquired?: (partition: number, session: PartitionSession) => Promise<void> | void;
   /** Called once a partition's run has stopped (lease lost, or shutdown). */
   onLost?: (partition: number) => void;
-  /** Makes durable whatever the handler keeps in memory, before a checkpoint is written. */
-  beforeCheckpoint?: (partition: number) => Promise<void>;
+  /**
+   * Makes durable what the handler keeps in memory, before a checkpoint is written, and
+   * returns how far that now covers: the checkpoint written is at most this (a handler
+   * may spread its saves over several rounds). `final`: the run is stopping, save all.
+   */
+  beforeCheckpoint?: (partition: number, candidate: number, final: boolean) => Promise<number>;
   onError?: (error: unknown, partition?: number) => void;
   leaseTtlMs?: number;
   rebalanceEveryMs?: number;
@@ -261,7 +265,7 @@ class PartitionRun implements PartitionSession {
     await Promise.race([this.queue.idle(), delay(STOP_WAIT_MS)]);
     // A write already under way may hold an older checkpoint: let it land, then write the last.
     await this.writing;
-    await this.writeCheckpoint();
+    await this.writeCheckpoint(true);
   }
 
   private async read(messages: ConsumerMessages): Promise<void> {
@@ -315,23 +319,25 @@ class PartitionRun implements PartitionSession {
     }
   }
 
-  private writeCheckpoint(): Promise<void> {
+  private writeCheckpoint(final = false): Promise<void> {
     if (this.writing) return this.writing;
-    const checkpoint = this.tracker.checkpoint;
-    if (checkpoint <= this.written) return Promise.resolve();
-    const writing = this.persist(checkpoint).finally(() => {
+    const candidate = this.tracker.checkpoint;
+    if (candidate <= this.written) return Promise.resolve();
+    const writing = this.persist(candidate, final).finally(() => {
       if (this.writing === writing) this.writing = undefined;
     });
     this.writing = writing;
     return writing;
   }
 
-  private async persist(checkpoint: number): Promise<void> {
+  private async persist(candidate: number, final: boolean): Promise<void> {
     try {
-      await this.options.beforeCheckpoint?.(this.partition);
+      const covered = (await this.options.beforeCheckpoint?.(this.partition, candidate, final)) ?? candidate;
+      const checkpoint = Math.min(candidate, covered);
+      if (checkpoint <= this.written) return;
       const value: PartitionCheckpoint = { seq: checkpoint, at: new Date().toISOString() };
       await this.options.bucket.put(KV_KEYS.checkpoint(this.options.role, this.partition), value);
-      this.written = Math.max(this.written, checkpoint);
+      this.written = checkpoint;
     } catch (error) {
       this.options.onError?.(error, this.partition);
     }

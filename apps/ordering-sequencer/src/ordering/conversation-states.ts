@@ -13,6 +13,10 @@ export interface HeldState {
   /** Bumped on every change; the snapshot written last had `writtenVersion`. */
   version: number;
   writtenVersion: number;
+  /** Stream sequence of the first event applied since the last save (infinity: none). */
+  firstUnsavedSeq: number;
+  /** When it was last saved (epoch ms). */
+  savedAt: number;
 }
 
 /** A state with what it holds counted, so the gauge needs no walk over every conversation. */

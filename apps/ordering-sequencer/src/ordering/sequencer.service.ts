@@ -31,7 +31,11 @@ interface CurrentEvent {
 export type ApplyOutcome = 'applied' | 'redelivery';
 
 /** How many snapshots one checkpoint writes at once. */
-const SNAPSHOT_WRITES_IN_FLIGHT = 64;
+const SNAPSHOT_WRITES_IN_FLIGHT = 16;
+/** A changed state is saved at most this often (it is still saved before the checkpoint passes its events). */
+const SNAPSHOT_EVERY_MS = 2_000;
+/** Saves per checkpoint round and partition, at most. */
+const SNAPSHOTS_PER_ROUND = 64;
 
 /**
  * The adapter around the pure ordering core. A conversation's state is a fold of its
@@ -113,18 +117,28 @@ export class SequencerService {
   }
 
   /**
-   * Writes the snapshots of the partition's changed states, before its checkpoint moves
-   * past their events (so a run that starts after the checkpoint finds every conversation
-   * complete up to it in its snapshot); finished conversations are let go.
+   * Saves changed states before the partition's checkpoint moves past their events, and
+   * returns how far the checkpoint may go: below the first unsaved event of any state
+   * still unsaved. A state is saved at most every `SNAPSHOT_EVERY_MS` (a conversation with
+   * many outstanding items has a large state) and a round saves at most
+   * `SNAPSHOTS_PER_ROUND`, oldest first, so saves are spread out instead of stalling
+   * the event loop; the checkpoint trails by at most that much. `final` saves them all.
    */
-  async flush(partition: number): Promise<void> {
-    const dirty = this.states.dirty(partition);
-    for (let i = 0; i < dirty.length; i += SNAPSHOT_WRITES_IN_FLIGHT) {
-      await Promise.all(
-        dirty.slice(i, i + SNAPSHOT_WRITES_IN_FLIGHT).map(([id, held]) => this.writeSnapshot(id, held)),
-      );
+  async flush(partition: number, candidate: number, final = false): Promise<number> {
+    const now = this.clock.now();
+    const dirty = this.states.dirty(partition).sort(([, a], [, b]) => a.firstUnsavedSeq - b.firstUnsavedSeq);
+    const due = final
+      ? dirty
+      : dirty
+          .filter(([, held]) => isFinished(held.state) || now - held.savedAt >= SNAPSHOT_EVERY_MS)
+          .slice(0, SNAPSHOTS_PER_ROUND);
+    for (let i = 0; i < due.length; i += SNAPSHOT_WRITES_IN_FLIGHT) {
+      await Promise.all(due.slice(i, i + SNAPSHOT_WRITES_IN_FLIGHT).map(([id, held]) => this.writeSnapshot(id, held)));
     }
     this.reportSizes();
+    let covered = candidate;
+    for (const [, held] of this.states.dirty(partition)) covered = Math.min(covered, held.firstUnsavedSeq - 1);
+    return covered;
   }
 
   /** Forgets the states and timers of a partition this replica no longer runs. */
@@ -210,6 +224,9 @@ export class SequencerService {
       revision: stored?.revision ?? null,
       version: keepPrevious ? 1 : 0,
       writtenVersion: 0,
+      // What an earlier run held and did not save may go back to its first event: save it first.
+      firstUnsavedSeq: keepPrevious ? 0 : Number.POSITIVE_INFINITY,
+      savedAt: keepPrevious ? 0 : this.clock.now(),
       heldResults: heldCount(state),
     };
     return this.states.set(conversationId, held);
@@ -220,6 +237,7 @@ export class SequencerService {
     if (state === held.state) return 'redelivery';
     for (const action of actions) await this.perform(partition, state, action, current);
     held.state = compact(state);
+    if (held.version === held.writtenVersion) held.firstUnsavedSeq = current.seq;
     held.version += 1;
     this.states.setHeldResults(held, heldCount(held.state));
     const event = current.event;
@@ -230,23 +248,24 @@ export class SequencerService {
   /** Compare-and-set, and never back: a paused replica's older state does not replace a newer one. */
   private async writeSnapshot(conversationId: string, held: HeldState): Promise<void> {
     const version = held.version;
-    if (isFinished(held.state)) {
+    const state = held.state;
+    if (isFinished(state)) {
       await this.store.remove(held.partition, conversationId);
       if (held.version === version) this.states.delete(conversationId);
-      held.writtenVersion = Math.max(held.writtenVersion, version);
-      return;
+    } else {
+      let revision = await this.store.save(held.partition, state, held.revision);
+      if (revision === false) {
+        const theirs = await this.store.get(held.partition, conversationId);
+        if (theirs && theirs.value.lastAppliedSeq >= state.lastAppliedSeq) revision = theirs.revision;
+        else revision = await this.store.save(held.partition, state, theirs?.revision ?? null);
+        if (revision === false) throw new Error(`the snapshot of ${conversationId} moved again; saved next round`);
+      }
+      held.revision = revision;
     }
-    const state = held.state;
-    let revision = await this.store.save(held.partition, state, held.revision);
-    if (revision === false) {
-      const theirs = await this.store.get(held.partition, conversationId);
-      if (theirs && theirs.value.lastAppliedSeq >= state.lastAppliedSeq) revision = theirs.revision;
-      else revision = await this.store.save(held.partition, state, theirs?.revision ?? null);
-      if (revision === false)
-        throw new Error(`the snapshot of ${conversationId} moved again; saved at the next checkpoint`);
-    }
-    held.revision = revision;
+    held.savedAt = this.clock.now();
     held.writtenVersion = Math.max(held.writtenVersion, version);
+    // Applied while this save was under way: not in it.
+    held.firstUnsavedSeq = held.version > held.writtenVersion ? state.lastAppliedSeq + 1 : Number.POSITIVE_INFINITY;
   }
 
   private armDeadlines(partition: number, state: ConversationOrderState): void {

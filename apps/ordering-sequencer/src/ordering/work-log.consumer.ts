@@ -50,12 +50,8 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       handle: (message, partition, session) => this.handle(message, partition, session),
       onAcquired: (partition, session) => this.adopt(partition, session),
       onLost: (partition) => this.sequencer.forgetPartition(partition),
-      beforeCheckpoint: (partition) => this.sequencer.flush(partition),
+      beforeCheckpoint: (partition, candidate, final) => this.sequencer.flush(partition, candidate, final),
       onError: (error, partition) => this.onError(error, partition),
-      // Each checkpoint saves the changed states first: once a second bounds that work
-      // (the state of a conversation with many outstanding items is large) and the replay
-      // after a crash.
-      checkpointEveryMs: 1_000,
     });
     metrics.partitionBacklog(ROLE, () => this.log.backlog());
     readiness.addCheck('consumers', () => this.started);
