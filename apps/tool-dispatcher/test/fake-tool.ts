@@ -13,7 +13,7 @@ export interface ReceivedRequest {
 export type Behaviour = (
   request: ReceivedRequest,
   index: number,
-) => { status: number; body?: unknown; delayMs?: number };
+) => { status: number; body?: unknown; delayMs?: number; headers?: Record<string, string> };
 
 /**
  * The only thing faked in the dispatcher's e2e tests: a provider, as a local node:http
@@ -44,10 +44,10 @@ export class FakeTool {
         list.push(received);
         holder.tool!.received.set(path, list);
         const behaviour: Behaviour = holder.tool!.behaviours.get(path) ?? (() => ({ status: 404 }));
-        const { status, body, delayMs } = behaviour(received, list.length - 1);
+        const { status, body, delayMs, headers } = behaviour(received, list.length - 1);
         const send = (): void => {
           if (response.destroyed) return;
-          response.writeHead(status, { 'content-type': 'application/json' });
+          response.writeHead(status, { 'content-type': 'application/json', ...headers });
           response.end(body === undefined ? '' : JSON.stringify(body));
         };
         if (!delayMs) return send();

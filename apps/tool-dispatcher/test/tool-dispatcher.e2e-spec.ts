@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect } from '@nats-io/transport-node';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { Webhook } from 'standardwebhooks';
-import { API_SUBJECTS, BUCKETS, STREAMS } from '@backchannel/contracts';
+import { API_SUBJECTS, BUCKETS, ERROR_CODE, STREAMS, statusOf } from '@backchannel/contracts';
 import { eventually, type NatsServerHandle } from '@backchannel/testing';
 import { CALLBACK_INGRESS } from '../../callback-ingress/src/callback-ingress.service-definition.js';
 import { ORDERING_SEQUENCER } from '../../ordering-sequencer/src/ordering-sequencer.service-definition.js';
@@ -448,10 +448,18 @@ describe('tool dispatcher: async and sync invocations, retries, cancel notices',
         expect(answer.body.errors[0]).toMatchObject({ code: 'invalid_request', source: { pointer } });
         expect(JSON.stringify(answer.body)).not.toContain('not-a-secret');
       }
-      const unauthorised = await http('POST', `${dispatcherUrl}/internal/v1/tool-invocations`, {
-        body: invocation(conversationId, url),
-      });
-      expect(unauthorised.status).toBe(401);
+      const unauthorised = await Promise.all([
+        http('POST', `${dispatcherUrl}/internal/v1/tool-invocations`, { body: invocation(conversationId, url) }),
+        http('POST', `${dispatcherUrl}/internal/v1/tool-invocations`, {
+          body: invocation(conversationId, url),
+          headers: { authorization: 'Bearer not-the-internal-api-token' },
+        }),
+      ]);
+      for (const answer of unauthorised) {
+        expect(answer.status).toBe(statusOf(ERROR_CODE.unauthorized));
+        expect(answer.body.errors).toHaveLength(1);
+        expect(answer.body.errors[0].code).toBe(ERROR_CODE.unauthorized);
+      }
       expect(tool.requestsTo(url)).toHaveLength(0);
     });
 
