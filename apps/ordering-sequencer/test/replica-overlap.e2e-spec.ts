@@ -4,6 +4,7 @@ import { jetstream } from '@nats-io/jetstream';
 import {
   BUCKETS,
   RELEASE_STREAM,
+  releaseSubject,
   SEQUENCER_STATE_BUCKET,
   STREAMS,
   conversationOpenedMsgId,
@@ -126,7 +127,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
   /** Every release stored for the conversation, in stream order. */
   async function storedReleases(id: string): Promise<ReleaseMessage[]> {
     const consumer = await jetstream(handles.nc).consumers.get(RELEASE_STREAM.name, {
-      filter_subjects: `bc.release.*.${id}`,
+      filter_subjects: releaseSubject(ledger.partitionOf(id), id),
     });
     const releases: ReleaseMessage[] = [];
     const info = await consumer.info();

@@ -28,6 +28,7 @@ const ownCopies = new Set<WorkItemOrderState>();
  * from the stored event with `buildRelease`.
  */
 import {
+  INJECTED_ERROR_CODE,
   INJECTED_ERROR_CODES,
   type ConversationEndedEvent,
   type Delivery,
@@ -414,7 +415,7 @@ function completedBody(facts: RegistrationFacts, outcome: WorkItemOutcome & { st
 
 function timedOutError(facts: RegistrationFacts): ErrorObject {
   return {
-    code: 'work_item_timed_out',
+    code: INJECTED_ERROR_CODE.work_item_timed_out,
     title: INJECTED_ERROR_CODES.work_item_timed_out,
     detail: `No callback arrived before the work item's deadline (${facts.expiresAt}).`,
   };

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ulid } from 'ulid';
-import { ApiError, ERROR_CODES, type ErrorCode, type WorkItemState } from '@backchannel/contracts';
+import { ApiError, ERROR_CODE, ERROR_CODES, type ErrorCode, type WorkItemState } from '@backchannel/contracts';
 import { Clock } from '@backchannel/config';
 import { LOGGER } from '@backchannel/http';
 import type { Logger } from '@backchannel/observability';
@@ -152,7 +152,7 @@ export class ToolInvocationsService {
       end = await this.ends.recordFailure({
         conversationId: invocation.conversationId,
         workItemId,
-        errors: [{ code: 'tool_unreachable', title: ERROR_CODES.tool_unreachable.title, detail }],
+        errors: [{ code: ERROR_CODE.tool_unreachable, title: ERROR_CODES.tool_unreachable.title, detail }],
         traceId,
       });
     } catch (error) {
