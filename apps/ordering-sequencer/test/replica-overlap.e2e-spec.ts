@@ -23,7 +23,7 @@ import {
   ensureStream,
   type NatsHandles,
 } from '@backchannel/messaging';
-import { Metrics, createLogger } from '@backchannel/observability';
+import { Metrics, Tracing, createLogger } from '@backchannel/observability';
 import { startNatsServer, type NatsServerHandle } from '@backchannel/testing';
 import type { ConversationOrderState } from '../src/ordering/release-order.js';
 import { SequencerService } from '../src/ordering/sequencer.service.js';
@@ -72,6 +72,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
       new ReleaseLog(handles.js, handles.jsm),
       new Clock(),
       logger,
+      Tracing.off(),
       new Metrics('sequencer-test'),
       config,
     );

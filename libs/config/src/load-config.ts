@@ -23,6 +23,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     'NATS_USER',
     'NATS_PASSWORD',
     'BACKCHANNEL_CRASH_POINT',
+    'OTEL_EXPORTER_OTLP_ENDPOINT',
+    'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    'OTEL_SERVICE_NAME',
+    'OTEL_BSP_SCHEDULE_DELAY',
   ]);
   const plain: Record<string, string> = {};
   for (const key of known) {

@@ -65,6 +65,23 @@ export class MeshConfig {
   @IsIn(['debug', 'info', 'warn', 'error']) LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error' = 'info';
 
   /**
+   * OpenTelemetry, by its standard variables: `none` (the default) makes no span at all;
+   * `otlp` exports OTLP/HTTP to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
+   * OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/traces`); `console` prints spans. The exporter
+   * itself also honours OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and _COMPRESSION.
+   */
+  @IsIn(['none', 'otlp', 'console']) OTEL_TRACES_EXPORTER: 'none' | 'otlp' | 'console' = 'none';
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?: string;
+  @IsOptional() @IsString() @MinLength(1) OTEL_SERVICE_NAME?: string;
+  /** Milliseconds spans are batched before export (OpenTelemetry's default 5,000). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(60_000) OTEL_BSP_SCHEDULE_DELAY?: number;
+
+  /**
    * For fault-injection tests only, never for operating the mesh: the named crash point
    * (one of `CRASH_POINTS`) at which the service kills itself with SIGKILL. Unset, no
    * crash point does anything; set while `NODE_ENV=production` (as in the image), the
@@ -73,6 +90,13 @@ export class MeshConfig {
   @IsOptional()
   @IsIn(CRASH_POINTS, { message: `BACKCHANNEL_CRASH_POINT must be one of ${CRASH_POINTS.join(', ')}` })
   BACKCHANNEL_CRASH_POINT?: CrashPointName;
+}
+
+/** Where OTLP/HTTP spans go, from the standard variables (none: the exporter's own default). */
+export function otlpTracesUrl(config: MeshConfig): string | undefined {
+  if (config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT) return undefined;
+  return `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
 }
 
 /** The port each service listens on, by service name. */

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createLogger } from '@backchannel/observability';
+import { Tracing, createLogger } from '@backchannel/observability';
 import { requestTraceId, traceRequests } from './request-trace.js';
 
 class Lines extends Writable {
@@ -22,7 +22,7 @@ describe('request trace context', () => {
 
   beforeAll(async () => {
     fastify = Fastify();
-    traceRequests(fastify, logger);
+    traceRequests(fastify, logger, Tracing.off());
     fastify.post('/things/:id', async (request) => {
       // After the body was read (socket events) and an await: still inside the request's trace.
       await new Promise((resolve) => setTimeout(resolve, 5));

@@ -1,7 +1,15 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { traceFrom, traceStorage, type Logger, type TraceContext } from '@backchannel/observability';
+import type { Span } from '@opentelemetry/api';
+import {
+  parseTraceparent,
+  traceFrom,
+  traceStorage,
+  type Logger,
+  type TraceContext,
+  type Tracing,
+} from '@backchannel/observability';
 
 interface RequestLike {
   raw?: IncomingMessage;
@@ -10,6 +18,7 @@ interface RequestLike {
 
 const traces = new WeakMap<object, TraceContext>();
 const scopes = new WeakMap<object, AsyncResource>();
+const spans = new WeakMap<object, Span>();
 
 /** Routes probed every few seconds: their lines are `debug`, so `info` stays readable. */
 const PROBE_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -46,9 +55,18 @@ export function requestTraceId(request: RequestLike): string {
  * Registered before every other hook, so even a request refused in `onRequest` (internal
  * auth) is answered and logged with its trace.
  */
-export function traceRequests(fastify: FastifyInstance, logger: Logger): void {
+export function traceRequests(fastify: FastifyInstance, logger: Logger, tracing: Tracing): void {
   fastify.addHook('onRequest', (request, _reply, done) => {
-    const trace = traceFrom(request.headers['traceparent']);
+    const given = parseTraceparent(request.headers['traceparent']);
+    const trace = given ?? traceFrom(undefined);
+    if (tracing.enabled) {
+      // The server span continues the caller's span when it sent one, else starts the trace.
+      const span = tracing.startSpan(`${request.method} ${request.routeOptions.url ?? 'unmatched'}`, 'server', {
+        traceId: trace.traceId,
+        ...(given ? { parentSpanId: given.spanId } : {}),
+      });
+      if (span) spans.set(request.raw, span);
+    }
     request.headers['traceparent'] = `00-${trace.traceId}-${trace.spanId}-${trace.sampled ? '01' : '00'}`;
     traces.set(request.raw, trace);
     traceStorage.run({ traceId: trace.traceId }, () => {
@@ -72,6 +90,12 @@ export function traceRequests(fastify: FastifyInstance, logger: Logger): void {
       status,
       duration_ms: Math.round(reply.elapsedTime * 10) / 10,
     };
+    const span = spans.get(request.raw);
+    if (span) {
+      span.setAttribute('http.response.status_code', status);
+      span.setAttribute('http.route', route);
+      span.end();
+    }
     if (PROBE_ROUTES.has(route)) logger.debug(line, 'http request');
     else if (status >= 500) logger.warn(line, 'http request');
     else logger.info(line, 'http request');

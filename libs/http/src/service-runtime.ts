@@ -4,10 +4,18 @@ import { APP_FILTER, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KV } from '@nats-io/kv';
-import { ApiError, BUCKETS, SHUTDOWN_GRACE_MS, STREAMS, envelopeOf } from '@backchannel/contracts';
-import { MeshConfig, loadConfig, portOf } from '@backchannel/config';
+import {
+  ApiError,
+  BUCKETS,
+  CONTRACT_HEADERS,
+  RETRY_AFTER_UNAVAILABLE_S,
+  SHUTDOWN_GRACE_MS,
+  STREAMS,
+  envelopeOf,
+} from '@backchannel/contracts';
+import { MeshConfig, loadConfig, otlpTracesUrl, portOf } from '@backchannel/config';
 import { connectNats, ensureBucket, ensureStream, type NatsHandles } from '@backchannel/messaging';
-import { Metrics, NestPinoLogger, createLogger, type Logger } from '@backchannel/observability';
+import { Metrics, NestPinoLogger, Tracing, createLogger, type Logger } from '@backchannel/observability';
 import { EnvelopeFilter } from './envelope.filter.js';
 import { sendError } from './error-rendering.js';
 import { HealthController } from './health.controller.js';
@@ -27,6 +35,8 @@ export interface ServiceContext {
   nats: NatsHandles;
   readiness: Readiness;
   buckets: ReadonlyMap<string, KV>;
+  /** OpenTelemetry spans (off unless OTEL_TRACES_EXPORTER says otherwise). */
+  tracing: Tracing;
 }
 
 export interface ServiceDefinition {
@@ -91,6 +101,12 @@ export async function startService(definition: ServiceDefinition, options: Start
     destination: options.logDestination,
   });
   const metrics = new Metrics(definition.name);
+  const tracing = Tracing.start({
+    service: config.OTEL_SERVICE_NAME ?? definition.name,
+    exporter: config.OTEL_TRACES_EXPORTER,
+    otlpTracesUrl: otlpTracesUrl(config),
+    ...(config.OTEL_BSP_SCHEDULE_DELAY !== undefined ? { scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY } : {}),
+  });
   const readiness = new Readiness();
   const nats = await connectNats(config.NATS_URL, definition.name, {
     user: config.NATS_USER,
@@ -100,7 +116,7 @@ export async function startService(definition: ServiceDefinition, options: Start
   await Promise.all(STREAMS.map((spec) => ensureStream(nats.jsm, spec, config.STREAM_REPLICAS)));
   const buckets = new Map<string, KV>();
   for (const spec of BUCKETS) buckets.set(spec.bucket, await ensureBucket(nats.nc, spec, config.STREAM_REPLICAS));
-  const context: ServiceContext = { name: definition.name, config, logger, metrics, nats, readiness, buckets };
+  const context: ServiceContext = { name: definition.name, config, logger, metrics, nats, readiness, buckets, tracing };
 
   const app = await NestFactory.create<NestFastifyApplication>(
     rootModule(definition, context),
@@ -109,7 +125,9 @@ export async function startService(definition: ServiceDefinition, options: Start
       genReqId: requestIdOf,
       requestIdHeader: false,
       forceCloseConnections: 'idle',
-      return503OnClosing: true,
+      // Fastify's own 503 while closing is not the envelope and has no Retry-After: the
+      // hook below answers those requests instead (CONTRACT.md §5, §8).
+      return503OnClosing: false,
       // Requests too malformed to reach a route still get the envelope (CONTRACT.md §5).
       frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
         sendError(reply, request, new ApiError('invalid_request', `malformed request: ${error.message}`)),
@@ -118,7 +136,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     { logger: new NestPinoLogger(logger), abortOnError: false },
   );
   const fastify = app.getHttpAdapter().getInstance();
-  traceRequests(fastify, logger);
+  traceRequests(fastify, logger, tracing);
   const checkInternalAuth = internalAuthCheck(config.INTERNAL_API_TOKEN);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
@@ -130,6 +148,14 @@ export async function startService(definition: ServiceDefinition, options: Start
   });
   observeHttp(fastify, metrics);
   await definition.configureHttp?.(fastify, context, app);
+  // Once the listener is closing, a request still arriving on an open keep-alive
+  // connection is refused with the contract's 503 `unavailable` and `Retry-After`
+  // (retrying elsewhere is safe). After the app's own hooks, so its headers apply too.
+  let closing = false;
+  fastify.addHook('onRequest', (_request, _reply, done) => {
+    if (closing) done(shuttingDown());
+    else done();
+  });
   await app.listen(options.port ?? portOf(config, definition.name), config.HOST);
   readiness.markStarted();
   const address = fastify.server.address();
@@ -139,7 +165,7 @@ export async function startService(definition: ServiceDefinition, options: Start
   let stopping: Promise<void> | undefined;
   const host = config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST;
   const stop = (stopOptions: StopOptions = {}): Promise<void> => {
-    stopping ??= gracefulStop(app, context, stopOptions.readinessDelayMs ?? 0);
+    stopping ??= gracefulStop(app, context, stopOptions.readinessDelayMs ?? 0, () => (closing = true));
     return stopping;
   };
   return { context, app, url: `http://${host}:${port}`, port, stop };
@@ -148,16 +174,21 @@ export async function startService(definition: ServiceDefinition, options: Start
 /**
  * The `main` of every service: start, then stop gracefully on SIGTERM or SIGINT and exit
  * 0 (CONTRACT.md §8). An invalid configuration exits 1 with the problems listed.
+ *
+ * The handlers stay installed for the whole life of the process: under `npm start` a
+ * service gets the process group's signal, the launcher's SIGTERM and maybe a second
+ * Ctrl-C, and a repeated signal must not fall back to the default action (death by
+ * signal, cutting what is in flight). A signal that comes while the service is still
+ * starting (e.g. waiting for its broker) exits 0 at once: no HTTP listener is open yet,
+ * so no client has work in flight, and the consumers survive a crash at any point anyway.
  */
 export async function runService(definition: ServiceDefinition): Promise<void> {
-  let service: RunningService;
-  try {
-    service = await startService(definition);
-  } catch (error) {
-    process.stderr.write(`${definition.name}: cannot start: ${(error as Error).message}\n`);
-    process.exit(1);
-  }
+  let service: RunningService | undefined;
+  let signalled = false;
   const onSignal = (): void => {
+    if (signalled) return;
+    signalled = true;
+    if (!service) process.exit(0);
     const hardStop = setTimeout(() => process.exit(0), SHUTDOWN_READINESS_DELAY_MS + SHUTDOWN_GRACE_MS + 3_000);
     hardStop.unref();
     void service.stop({ readinessDelayMs: SHUTDOWN_READINESS_DELAY_MS }).then(
@@ -165,20 +196,29 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
       () => process.exit(0),
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    service = await startService(definition);
+  } catch (error) {
+    process.stderr.write(`${definition.name}: cannot start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 async function gracefulStop(
   app: NestFastifyApplication,
   context: ServiceContext,
   readinessDelayMs: number,
+  markClosing: () => void,
 ): Promise<void> {
   context.readiness.markStopping();
   if (readinessDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, readinessDelayMs));
+  markClosing();
   const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
   await Promise.race([app.close(), grace]);
   await Promise.race([context.nats.nc.drain().catch(() => undefined), grace]);
+  await Promise.race([context.tracing.shutdown(), grace]);
   await context.nats.nc.close().catch(() => undefined);
   context.logger.info('stopped');
   context.logger.flush();
@@ -196,12 +236,13 @@ function rootModule(definition: ServiceDefinition, context: ServiceContext): Dyn
     providers: [
       { provide: MeshConfig, useValue: context.config },
       { provide: Metrics, useValue: context.metrics },
+      { provide: Tracing, useValue: context.tracing },
       { provide: Readiness, useValue: context.readiness },
       { provide: LOGGER, useValue: context.logger },
       { provide: NATS_HANDLES, useValue: context.nats },
       { provide: APP_FILTER, useClass: EnvelopeFilter },
     ],
-    exports: [MeshConfig, Metrics, Readiness, LOGGER, NATS_HANDLES],
+    exports: [MeshConfig, Metrics, Tracing, Readiness, LOGGER, NATS_HANDLES],
   };
 
   @Module({})
@@ -226,6 +267,12 @@ function watchConnection(nats: NatsHandles, readiness: Readiness, logger: Logger
       }
     }
   })().finally(() => connected.set(0));
+}
+
+function shuttingDown(): ApiError {
+  return new ApiError('unavailable', 'the service is shutting down; retry', {
+    headers: { [CONTRACT_HEADERS.retryAfter]: String(RETRY_AFTER_UNAVAILABLE_S) },
+  });
 }
 
 /** A request the HTTP parser itself refused: a 400 envelope, then the connection closes. */

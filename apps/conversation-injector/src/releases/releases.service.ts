@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { transcriptReleaseMsgId, type ReleaseMessage } from '@backchannel/contracts';
 import { Clock } from '@backchannel/config';
+import { Tracing } from '@backchannel/observability';
 import { InjectorMetrics } from '../injector.metrics.js';
 import { LivePublisher } from '../live/live-messages.js';
 import {
@@ -33,6 +34,7 @@ export class ReleasesService {
     private readonly live: LivePublisher,
     private readonly metrics: InjectorMetrics,
     private readonly clock: Clock,
+    private readonly tracing: Tracing,
   ) {}
 
   /**
@@ -40,7 +42,18 @@ export class ReleasesService {
    * before. A release whose predecessor is not injected yet throws `ReleaseGapError`, so the
    * partition's run retries it before any later release of the conversation.
    */
-  async inject(release: ReleaseMessage): Promise<Exclude<ReleaseDecision, 'gap'>> {
+  inject(release: ReleaseMessage): Promise<Exclude<ReleaseDecision, 'gap'>> {
+    const attributes = {
+      'backchannel.conversation_id': release.conversation_id,
+      'backchannel.release_index': release.release_index,
+      'backchannel.source': release.source.type,
+    };
+    return this.tracing.inSpan('injector inject', 'consumer', { traceId: release.trace_id }, attributes, () =>
+      this.append(release),
+    );
+  }
+
+  private async append(release: ReleaseMessage): Promise<Exclude<ReleaseDecision, 'gap'>> {
     const msgId = transcriptReleaseMsgId(release.conversation_id, release.release_index);
     const outcome = await this.writer.append(release.conversation_id, msgId, (last) => {
       const decision = decideRelease(release.release_index, last.appliedReleaseIndex);

@@ -3,7 +3,7 @@ import type { WorkItemEndedEvent, WorkItemOutcome, WorkItemProgressEvent, WorkLo
 import { Clock, MeshConfig } from '@backchannel/config';
 import { LOGGER } from '@backchannel/http';
 import { ReleaseLog, WorkLedger, type Versioned } from '@backchannel/messaging';
-import { Metrics, newTraceId, type Logger } from '@backchannel/observability';
+import { Metrics, Tracing, newTraceId, type Logger } from '@backchannel/observability';
 import { ConversationStates, type HeldState } from './conversation-states.js';
 import { DeadlineTimers } from './deadline-timers.js';
 import {
@@ -69,6 +69,7 @@ export class SequencerService {
     private readonly releaseLog: ReleaseLog,
     private readonly clock: Clock,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly tracing: Tracing,
     metrics: Metrics,
     config: MeshConfig,
   ) {
@@ -314,7 +315,18 @@ export class SequencerService {
       throw new Error(`release ${action.releaseIndex} of ${state.conversationId}: source event missing`);
     }
     const release = buildRelease(action, item, source);
-    await this.releaseLog.publish(partition, release);
+    await this.tracing.inSpan(
+      'sequencer release',
+      'producer',
+      { traceId: release.trace_id },
+      {
+        'backchannel.conversation_id': release.conversation_id,
+        'backchannel.work_item_id': item.workItemId,
+        'backchannel.release_index': release.release_index,
+        'backchannel.source': release.source.type,
+      },
+      () => this.releaseLog.publish(partition, release),
+    );
     this.releases.inc({ kind: action.kind });
     this.logger.debug(
       {
