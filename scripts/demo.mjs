@@ -3,9 +3,13 @@
 //     yet are injected in registration order;
 //   - a tool that never answers in time becomes a `work_item_timed_out` error at its place;
 //   - a tenant adds a system message through the API, injected at once.
-// Everything runs on a private broker and random ports; nothing is left behind.
+// Everything runs on a private broker and random ports; nothing is left behind. The last
+// line is `DEMO SUMMARY {json}`: what happened, for a machine to check
+// (test/mesh/demo.e2e-spec.ts runs the demo in the test suite). Exit code 0 when every
+// check holds.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,17 +22,28 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const INTERNAL_TOKEN = 'demo-internal-token-0123456789';
 const SIGNING_SECRET = 'whsec_ZGVtby1zaWduaW5nLXNlY3JldC0wMTIzNDU2Nzg5';
 const CONVERSATION = 'demo-call-1';
+const SUMMARY_PREFIX = 'DEMO SUMMARY ';
+/** Three tools run in parallel; the first registered works longest, so they finish out of order. */
+const PARALLEL_TOOLS = [
+  { name: 'order_status', workMs: 1_500 },
+  { name: 'crm_update', workMs: 300 },
+  { name: 'compliance_check', workMs: 800 },
+];
+/** A tool given 1 s that needs 5 s: its deadline turns it into an error at its place. */
+const SLOW_TOOL = { name: 'fraud_screen', workMs: 5_000, timeoutMs: 1_000 };
 const children = [];
 const started = Date.now();
 
-process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+// Whatever ends the demo (an error, a signal), it leaves no service or broker behind.
+process.on('exit', () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL')));
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(1));
 const say = (text) =>
   process.stdout.write(`${`+${((Date.now() - started) / 1000).toFixed(1)}s`.padStart(7)}  ${text}\n`);
 
 async function main() {
   build();
   // The wire names come from the contract lib itself (built), never spelled here.
-  const { API_SUBJECTS: S } = await import('../dist/libs/contracts/src/index.js');
+  const { API_SUBJECTS: S, INJECTED_ERROR_CODE } = await import('../dist/libs/contracts/src/index.js');
   const nats = await startNats();
   const ports = Object.fromEntries(await Promise.all(SERVICES.map(async (s) => [s.name, await freePort()])));
   const env = {
@@ -59,7 +74,7 @@ async function main() {
   const transcript = followSse(`${injector}/api/v1/conversations/${CONVERSATION}/events`, apiKey);
   await transcript.ready;
 
-  const tool = (name, delayMs, timeoutMs = 30_000) => ({
+  const tool = ({ name, workMs, timeoutMs = 30_000 }) => ({
     conversation_id: CONVERSATION,
     call_control_id: `v3:demo-call-control-${name}`,
     name,
@@ -69,21 +84,25 @@ async function main() {
       timeout_ms: timeoutMs,
       signing_secret: SIGNING_SECRET,
     },
-    arguments: { a: delayMs, b: 1, delay_ms: delayMs },
+    arguments: { a: workMs, b: 1, delay_ms: workMs },
   });
-  say('invoking three async tools in parallel: order_status (1.5 s), crm_update (0.3 s), compliance_check (0.8 s)');
-  const invoked = await Promise.all([
-    api(S.toolsInvoke, tool('order_status', 1_500)),
-    api(S.toolsInvoke, tool('crm_update', 300)),
-    api(S.toolsInvoke, tool('compliance_check', 800)),
-  ]);
-  for (const answer of invoked)
-    say(`  acknowledged: ${answer.work_item_id} sequence ${answer.sequence} (${answer.state})`);
-  say('invoking fraud_screen with a 1 s timeout; the provider needs 5 s');
-  const slow = await api(S.toolsInvoke, tool('fraud_screen', 5_000, 1_000));
-  say(`  acknowledged: ${slow.work_item_id} sequence ${slow.sequence}`);
+  const plan = PARALLEL_TOOLS.map(({ name, workMs }) => `${name} (${workMs / 1000} s)`).join(', ');
+  say(`starting three async tools that then work in parallel: ${plan}`);
+  // Invoked one after another so that sequences follow this order (1 = the slowest): each
+  // invoke answers as soon as the provider acknowledges, so the three still work at once.
+  const parallel = [];
+  for (const spec of PARALLEL_TOOLS) {
+    const answer = await api(S.toolsInvoke, tool(spec));
+    say(`  acknowledged: ${spec.name} ${answer.work_item_id} sequence ${answer.sequence} (${answer.state})`);
+    parallel.push({ ...spec, workItemId: answer.work_item_id, sequence: answer.sequence });
+  }
+  say(
+    `invoking ${SLOW_TOOL.name} with a ${SLOW_TOOL.timeoutMs / 1000} s timeout; the provider needs ${SLOW_TOOL.workMs / 1000} s`,
+  );
+  const slow = await api(S.toolsInvoke, tool(SLOW_TOOL));
+  say(`  acknowledged: ${SLOW_TOOL.name} ${slow.work_item_id} sequence ${slow.sequence}`);
 
-  await poll(() => transcript.finals() >= 4, 20_000);
+  await poll(() => transcript.finals().length >= PARALLEL_TOOLS.length + 1, 20_000);
   say('a tenant adds a system message through the Add Messages API');
   const added = await fetch(`${injector}/api/v1/conversations/${CONVERSATION}/messages`, {
     method: 'POST',
@@ -91,38 +110,92 @@ async function main() {
     body: JSON.stringify({ messages: [{ role: 'system', content: 'The caller is a premium customer.' }] }),
   });
   say(`  answered ${added.status}`);
-  await poll(() => transcript.count() >= transcript.finals() + 1 && transcript.hasApi(), 10_000);
+  await poll(() => transcript.apiMessage(), 10_000);
+
+  // When each tool's result was accepted (the work item's end), as the token authority recorded it.
+  for (const item of parallel) {
+    item.endedAt = (await api(S.workItemsGet, { work_item_id: item.workItemId })).ended_at;
+  }
   await api(S.conversationsEnd, { conversation_id: CONVERSATION });
   say('conversation ended');
 
-  const order = transcript.finalsInOrder();
-  const inOrder = order.every((sequence, i) => i === 0 || sequence > order[i - 1]);
-  say(`results were injected in sequence order ${order.join(', ')}: ${inOrder ? 'yes' : 'NO'}`);
+  const finished = [...parallel].sort((a, b) => Date.parse(a.endedAt) - Date.parse(b.endedAt));
+  const finishedOrder = finished.map((item) => item.sequence);
+  const injectedOrder = transcript.finals().map((message) => message.source.sequence);
+  const timedOut = transcript.finals().find((message) => message.source.sequence === slow.sequence);
+  const apiMessage = transcript.apiMessage();
+  const checks = {
+    finished_out_of_order: finishedOrder.some((sequence, i) => i > 0 && sequence < finishedOrder[i - 1]),
+    injected_in_order: injectedOrder.every((sequence, i) => i === 0 || sequence > injectedOrder[i - 1]),
+    timeout_injected_as_error:
+      timedOut?.source.type === 'timeout' && timedOut.errors?.[0]?.code === INJECTED_ERROR_CODE.work_item_timed_out,
+    api_message_injected: added.status === 202 && apiMessage?.role === 'system',
+  };
+  const ok = Object.values(checks).every(Boolean);
+  say(
+    `the tools finished in the order ${finished.map((item) => `${item.name} (sequence ${item.sequence})`).join(', ')}`,
+  );
+  say(
+    `results were injected in sequence order ${injectedOrder.join(', ')}: ${checks.injected_in_order ? 'yes' : 'NO'}`,
+  );
+
   transcript.close();
   await nc.close();
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.all(
-    children.map(
-      (child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve))),
-    ),
-  );
-  await stopNats(nats);
-  say(inOrder ? 'demo complete' : 'demo FAILED: out of order');
-  process.exit(inOrder ? 0 : 1);
+  await stopAll(nats);
+  say(ok ? 'demo complete' : `demo FAILED: ${JSON.stringify(checks)}`);
+  const summary = {
+    ok,
+    checks,
+    broker: nats.url,
+    parallel_tools: parallel.map(({ name, workMs, sequence, endedAt }) => ({
+      name,
+      work_ms: workMs,
+      sequence,
+      ended_at: endedAt,
+    })),
+    finished_order: finishedOrder,
+    injected_order: injectedOrder,
+    timeout: timedOut && {
+      name: SLOW_TOOL.name,
+      sequence: timedOut.source.sequence,
+      source_type: timedOut.source.type,
+      code: timedOut.errors?.[0]?.code,
+      position: timedOut.position,
+    },
+    api_message: apiMessage && { status: added.status, role: apiMessage.role, position: apiMessage.position },
+  };
+  process.stdout.write(`${SUMMARY_PREFIX}${JSON.stringify(summary)}\n`);
+  process.exit(ok ? 0 : 1);
 }
 
-/** A minimal SSE reader (the demo depends on nothing but the mesh): prints each message. */
+/** Stops the services and the provider gracefully, then the broker (last: they drain into it). */
+async function stopAll(nats) {
+  const services = children.filter((child) => child !== nats.child);
+  for (const child of services) child.kill('SIGTERM');
+  await Promise.all(services.map(exited));
+  await stopNats(nats);
+}
+
+function exited(child) {
+  return new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve),
+  );
+}
+
+/**
+ * A minimal SSE reader (the demo depends on nothing but the mesh): prints each message. Over
+ * node:http without keep-alive: fetch would keep a spare connection to the injector open
+ * after the stream is aborted, holding up its graceful stop.
+ */
 function followSse(url, apiKey) {
-  const controller = new AbortController();
   const messages = [];
   let markReady;
   const ready = new Promise((resolve) => (markReady = resolve));
-  void (async () => {
-    const response = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: controller.signal });
-    const decoder = new TextDecoder();
+  const stream = request(url, { headers: { authorization: `Bearer ${apiKey}` }, agent: false }, (response) => {
     let buffer = '';
-    for await (const chunk of response.body) {
-      buffer += decoder.decode(chunk, { stream: true });
+    response.setEncoding('utf8');
+    response.on('data', (chunk) => {
+      buffer += chunk;
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end);
@@ -131,8 +204,10 @@ function followSse(url, apiKey) {
         const data = block.split('\n').find((line) => line.startsWith('data: '));
         if (data) show(JSON.parse(data.slice(6)));
       }
-    }
-  })().catch(() => undefined);
+    });
+  });
+  stream.on('error', () => undefined);
+  stream.end();
   function show(message) {
     messages.push(message);
     const source = message.source;
@@ -146,28 +221,38 @@ function followSse(url, apiKey) {
     const item = source.sequence ? ` sequence ${source.sequence}` : '';
     say(`  TRANSCRIPT #${message.position} ${message.role} [${source.type}${item}] ${what}`);
   }
-  const finals = () => messages.filter((m) => m.source.sequence && m.source.type !== 'progress');
   return {
     ready,
-    count: () => messages.length,
-    finals: () => finals().length,
-    finalsInOrder: () => finals().map((m) => m.source.sequence),
-    hasApi: () => messages.some((m) => m.source.type === 'api'),
-    close: () => controller.abort(),
+    /** Each work item's final message (result, error, timeout), in position order. */
+    finals: () => messages.filter((m) => m.source.sequence && m.source.type !== 'progress'),
+    apiMessage: () => messages.find((m) => m.source.type === 'api'),
+    close: () => stream.destroy(),
   };
 }
 
 function build() {
-  const reason = buildReason(ROOT);
+  // The test suite's global setup has just built dist/ (and honours the same variable).
+  const reason = process.env.BACKCHANNEL_SKIP_BUILD === '1' ? undefined : buildReason(ROOT);
   if (reason)
     run(process.execPath, ['node_modules/@nestjs/cli/bin/nest.js', 'build', '--all'], `building the mesh (${reason})`);
-  if (!existsSync(path.join(ROOT, 'examples/provider/dist/main.js'))) {
+  if (providerBuildStale()) {
     run(
       process.execPath,
       ['node_modules/typescript/bin/tsc', '-p', 'examples/provider/tsconfig.json'],
       'building the example provider',
     );
   }
+}
+
+/** Whether examples/provider/dist is missing or older than a source of the provider. */
+function providerBuildStale() {
+  const built = path.join(ROOT, 'examples/provider/dist/main.js');
+  if (!existsSync(built)) return true;
+  const sources = path.join(ROOT, 'examples/provider/src');
+  const builtAt = statSync(built).mtimeMs;
+  return readdirSync(sources).some(
+    (name) => name.endsWith('.ts') && statSync(path.join(sources, name)).mtimeMs > builtAt,
+  );
 }
 
 function run(cmd, args, what) {
@@ -193,6 +278,9 @@ async function startNats() {
     ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir],
     { stdio: 'ignore' },
   );
+  // Killed with the rest on an early exit, its store removed.
+  children.push(child);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const url = await poll(() => {
     const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
     return file && JSON.parse(readFileSync(path.join(dir, file), 'utf8')).nats[0];
@@ -202,7 +290,7 @@ async function startNats() {
 
 async function stopNats(nats) {
   nats.child.kill('SIGTERM');
-  await new Promise((resolve) => (nats.child.exitCode !== null ? resolve() : nats.child.once('exit', resolve)));
+  await exited(nats.child);
   rmSync(nats.dir, { recursive: true, force: true });
 }
 
