@@ -7,18 +7,23 @@ import { invalidToken } from './callbacks/callbacks.service.js';
 const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
 
 /**
- * The public edge's HTTP settings. Only JSON bodies are parsed (anything else is 415);
- * the per-source rate limit runs after parsing so 413/415/400 win over 429, as the
- * precedence of CONTRACT.md §3 requires.
+ * The public edge's HTTP settings. Only JSON bodies are parsed (anything else is 415,
+ * once its size is known to be within the limit); the per-source rate limit runs after
+ * parsing so 413/415/400 win over 429, as the precedence of CONTRACT.md §3 requires.
  */
 export async function configureIngressHttp(fastify: FastifyInstance, context: ServiceContext): Promise<void> {
   fastify.removeContentTypeParser(['text/plain']);
+  // Any other media type is still read, within the body limit, before it is refused: an
+  // oversized body is 413 whatever its type, declared or chunked (413 precedes 415).
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) =>
+    done(unsupportedMediaType(), undefined),
+  );
   // Nest also registers a form parser (application/x-www-form-urlencoded), which would
   // turn `result=1` into a result: a callback body is JSON or it is refused with 415.
   fastify.addHook('preValidation', (request, _reply, done) => {
     const type = request.headers['content-type'];
     if (request.url.startsWith(WEBHOOKS_PREFIX) && type !== undefined && !isJsonMediaType(type)) {
-      done(new ApiError('unsupported_media_type', 'the body must be application/json'));
+      done(unsupportedMediaType());
     } else {
       done();
     }
@@ -51,6 +56,10 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
   // limit, extra segments, no id) holds a malformed work item id: 401 like a bad token.
   // Registered after the plugins, so their hooks (rate limit, headers) apply to it too.
   for (const url of [WEBHOOKS_PREFIX, `${WEBHOOKS_PREFIX}*`]) fastify.post(url, () => Promise.reject(invalidToken()));
+}
+
+function unsupportedMediaType(): ApiError {
+  return new ApiError('unsupported_media_type', 'the body must be application/json');
 }
 
 function isJsonMediaType(contentType: string): boolean {

@@ -16,7 +16,12 @@ import { newTraceId } from '@backchannel/observability';
 import { Clock } from '@backchannel/config';
 import { bodyHash } from './body-hash.js';
 import { outcomeOfCallback, progressOfBody } from './callback-body.js';
-import { callbackVerdict, progressVerdict, type CallbackVerdict } from './token-verdict.js';
+import {
+  callbackVerdict,
+  conflictAfterConversationEnd,
+  progressVerdict,
+  type CallbackVerdict,
+} from './token-verdict.js';
 
 export interface CallbackAnswer {
   status: 200 | 202;
@@ -27,12 +32,14 @@ export interface CallbackAnswer {
 const MAX_PROGRESS_ATTEMPTS = 20;
 
 /**
- * The callback pipeline (CONTRACT.md §3), as numbered steps:
+ * The callback pipeline (CONTRACT.md §3), as numbered steps, in the contract's order of
+ * precedence (413, 415 and malformed JSON are answered by the HTTP layer before step 1):
  * 1. verify the token against the work item's record (401 for every kind of bad token);
  * 2. check the body's shape for the item's kind (400 with a pointer);
- * 3. record the end on the work item's end subject, first write wins: that write *is*
+ * 3. refuse while shutting down (503), after 401 and the shape 400 as the order wants;
+ * 4. record the end on the work item's end subject, first write wins: that write *is*
  *    the redeem, so no crash between "checked" and "stored" can lose a result;
- * 4. answer from whichever end won: 202 new, 200 identical replay, 410 closed, 409 conflict.
+ * 5. answer from whichever end won: 202 new, 200 identical replay, 410 closed, 409 conflict.
  */
 @Injectable()
 export class CallbacksService {
@@ -54,6 +61,7 @@ export class CallbacksService {
   async accept(workItemId: string, token: unknown, body: unknown, traceId: string): Promise<CallbackAnswer> {
     const record = await this.authenticate(workItemId, token);
     const outcome = outcomeOfCallback(body, record.kind);
+    this.requireServing();
     const hash = bodyHash(body);
     crashPoint('ingress.after_token_check', this.crashAt);
     // Past the deadline the item's end is `timed_out`, even when this request is the one
@@ -70,12 +78,13 @@ export class CallbacksService {
           at: this.clock.nowIso(),
         });
     crashPoint('ingress.after_durable_write', this.crashAt);
-    return this.answer(workItemId, result, hash);
+    return this.answer(record, result, hash);
   }
 
   async progress(workItemId: string, token: unknown, body: unknown, traceId: string): Promise<CallbackAnswer> {
     const record = await this.authenticate(workItemId, token);
     const progress = progressOfBody(body);
+    this.requireServing();
     for (let attempt = 0; attempt < MAX_PROGRESS_ATTEMPTS; attempt++) {
       await this.requirePending(record);
       const accepted = await this.acceptedProgress(record);
@@ -108,24 +117,41 @@ export class CallbacksService {
     });
   }
 
-  /** Step 1. Malformed ids and tokens never reach a store (CONTRACT.md §1). */
+  /**
+   * Step 1. Malformed ids and tokens never reach a store (CONTRACT.md §1). While the broker
+   * is away a token cannot be checked at all, so that 503 comes first; shutting down is
+   * step 3.
+   */
   private async authenticate(workItemId: string, token: unknown): Promise<WorkItemRecord> {
     if (!isWorkItemId(workItemId) || !isCallbackToken(token)) throw invalidToken();
-    if (!this.readiness.isBrokerConnected || this.readiness.isStopping) throw unavailable();
+    if (!this.readiness.isBrokerConnected) throw unavailable();
     const record = await this.records.get(workItemId);
     if (!record || !secretMatchesHash(token, record.token_hash)) throw invalidToken();
     return record;
   }
 
-  private answer(workItemId: string, result: EndResult, hash: string): CallbackAnswer {
+  /** Step 3. A valid, well-formed request that cannot be taken now: retrying is safe. */
+  private requireServing(): void {
+    if (!this.readiness.isBrokerConnected || this.readiness.isStopping) throw unavailable();
+  }
+
+  private async answer(record: WorkItemRecord, result: EndResult, hash: string): Promise<CallbackAnswer> {
+    const winner = result.end.event;
     const verdict = callbackVerdict({
       write: result.outcome,
-      winner: result.end.event,
+      winner,
       bodyHash: hash,
       nowMs: this.clock.now(),
       replayTtlMs: this.replayTtlMs,
     });
-    return answerOf(workItemId, verdict);
+    // Only a conflict can turn on the conversation's state: read it on that rare path alone.
+    const conversationEnded = verdict.kind === 'conflict' && (await this.conversationEnded(record.conversation_id));
+    return answerOf(record.work_item_id, conflictAfterConversationEnd(verdict, winner, conversationEnded));
+  }
+
+  private async conversationEnded(conversationId: string): Promise<boolean> {
+    const last = await this.ledger.lastConversationEvent(conversationId);
+    return last?.event.type === 'conversation.ended';
   }
 
   private async requirePending(record: WorkItemRecord): Promise<void> {

@@ -33,6 +33,21 @@ export function callbackVerdict(input: VerdictInput): CallbackVerdict {
   return closedVerdict(input.winner.outcome);
 }
 
+/**
+ * A conflict (409) once the item's conversation has ended: 410 precedes 409 (CONTRACT.md
+ * §3), and "its conversation ended" applies to the item whatever ended it, so another body
+ * for an item its own callback ended answers 410 `conversation_ended`. The identical replay
+ * (200) precedes both and is unaffected.
+ */
+export function conflictAfterConversationEnd(
+  verdict: CallbackVerdict,
+  winner: WorkItemEndedEvent,
+  conversationEnded: boolean,
+): CallbackVerdict {
+  if (verdict.kind !== 'conflict' || !conversationEnded) return verdict;
+  return { kind: 'closed', code: 'conversation_ended', state: winner.outcome.state };
+}
+
 /** Whether a progress update may still be taken: only while the item has no end. */
 export function progressVerdict(
   end: WorkItemEndedEvent | null,
