@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { performance } from 'node:perf_hooks';
+import { CONTRACT_HEADERS, ERROR_CODE } from '@backchannel/contracts';
 import { SHUTDOWN_READINESS_DELAY_MS } from '@backchannel/http';
 import { eventually, freePort, type NatsServerHandle } from '@backchannel/testing';
 import { ORDERING_SEQUENCER } from '../../apps/ordering-sequencer/src/ordering-sequencer.service-definition.js';
@@ -17,6 +18,9 @@ interface Outcome {
   answeredAt: number;
   /** The HTTP status, or the socket error's code when no answer came. */
   result: number | string;
+  /** For an error answer: its contract code and its Retry-After header. */
+  code?: string;
+  retryAfter?: string | null;
 }
 
 function errorCode(error: unknown): string {
@@ -97,11 +101,16 @@ describe('callback ingress: graceful shutdown under load', () => {
       while (next < items.length) {
         const item = items[next++];
         const sentAt = performance.now();
-        const result = await postCallback(ingress.url, item.work_item_id, item.token, { result: { n: next } }).then(
-          (answer) => answer.status,
-          (error: unknown) => errorCode(error),
+        const answer = await postCallback(ingress.url, item.work_item_id, item.token, { result: { n: next } }).then(
+          (reply) => ({
+            result: reply.status,
+            code: reply.body?.errors?.[0]?.code as string | undefined,
+            retryAfter: reply.headers.get(CONTRACT_HEADERS.retryAfter),
+          }),
+          (error: unknown) => ({ result: errorCode(error) }),
         );
-        outcomes.push({ workItemId: item.work_item_id, sentAt, answeredAt: performance.now(), result });
+        const result = answer.result;
+        outcomes.push({ workItemId: item.work_item_id, sentAt, answeredAt: performance.now(), ...answer });
         if (!exit && outcomes.filter((o) => o.result === 202).length >= 150) {
           signalledAt = performance.now();
           exit = ingress.terminate();
@@ -159,7 +168,13 @@ describe('callback ingress: graceful shutdown under load', () => {
       expect(outcome.answeredAt - signalledAt).toBeGreaterThanOrEqual(SHUTDOWN_READINESS_DELAY_MS);
     }
     expect(outcomes.filter((o) => o.result === 202).length).toBeGreaterThanOrEqual(150);
-    expect(outcomes.filter((o) => o.result === 503).length).toBeGreaterThan(0);
+    const unavailable = outcomes.filter((o) => o.result === 503);
+    expect(unavailable.length).toBeGreaterThan(0);
+    // Each 503 is the contract's: code `unavailable` and a Retry-After (CONTRACT.md §3, §8).
+    for (const outcome of unavailable) {
+      expect(outcome.code).toBe(ERROR_CODE.unavailable);
+      expect(Number(outcome.retryAfter)).toBeGreaterThanOrEqual(1);
+    }
 
     // Nothing lost: every 202 completed and released once; nothing unanswered was stored.
     const accepted = outcomes.filter((o) => o.result === 202).map((o) => o.workItemId);
