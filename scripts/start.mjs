@@ -11,7 +11,8 @@
 // services have drained their connections to it.
 //
 // Environment: BACKCHANNEL_SKIP_BUILD=1 skips the build check (e.g. while sources are
-// mid-edit); NATS_SERVER_BIN picks the nats-server binary.
+// mid-edit); NATS_SERVER_BIN picks the nats-server binary; BACKCHANNEL_DATA_DIR puts the
+// local broker's store and run files somewhere other than .data/ (tests use a temp dir).
 import { spawn } from 'node:child_process';
 import {
   accessSync,
@@ -35,8 +36,10 @@ import { buildReason } from './build-state.mjs';
 import { SERVICES, entryOf } from './services.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const STORE_DIR = path.join(ROOT, '.data', 'nats');
-const RUN_DIR = path.join(ROOT, '.data', 'run');
+// Relative to the repository root, like the default.
+const DATA_DIR = path.resolve(ROOT, process.env.BACKCHANNEL_DATA_DIR || '.data');
+const STORE_DIR = path.join(DATA_DIR, 'nats');
+const RUN_DIR = path.join(DATA_DIR, 'run');
 // Who owns the local broker: lets the next run find a broker orphaned by a SIGKILLed launcher.
 const STATE_FILE = path.join(RUN_DIR, 'start.json');
 const BROKER_LOG = path.join(RUN_DIR, 'nats-server.log');
@@ -66,6 +69,12 @@ const LAUNCHER = prefixFor('start', COLOURS.length - 1);
 
 function log(message) {
   process.stdout.write(`${LAUNCHER} ${message}\n`);
+}
+
+/** A path as the user would type it: relative to the repository root when inside it. */
+function shown(file) {
+  const relative = path.relative(ROOT, file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }
 
 function logError(message) {
@@ -281,7 +290,7 @@ async function clearPreviousRun() {
       launcherCwd = undefined;
     }
     if (launcherPid !== process.pid && launcherCwd === ROOT && processMatches(launcherPid, 'start.mjs')) {
-      throw new Error(`another \`npm start\` (pid ${launcherPid}) is running on .data/: stop it first`);
+      throw new Error(`another \`npm start\` (pid ${launcherPid}) is running on ${shown(DATA_DIR)}: stop it first`);
     }
     if (processMatches(brokerPid, STORE_DIR)) {
       log(`stopping nats-server pid ${brokerPid}, left behind by an earlier run`);
@@ -380,7 +389,7 @@ async function startBroker() {
       continue;
     }
     if (url && (await tcpProbe(Number(new URL(url).port)))) {
-      log(`nats-server (pid ${broker.pid}) on ${url}, JetStream store .data/nats, log .data/run/nats-server.log`);
+      log(`nats-server (pid ${broker.pid}) on ${url}, JetStream store ${shown(STORE_DIR)}, log ${shown(BROKER_LOG)}`);
       return url;
     }
   }
@@ -445,7 +454,7 @@ async function waitUntilReady(natsUrl, ownBroker) {
     await sleep(READY_POLL_MS);
   }
 
-  const broker = ownBroker ? `${natsUrl} (local, data in .data/nats)` : natsUrl;
+  const broker = ownBroker ? `${natsUrl} (local, data in ${shown(STORE_DIR)})` : natsUrl;
   const rows = services.map(({ name, port }) => `    ${name.padEnd(WIDTH)} http://127.0.0.1:${port}`);
   log(
     [

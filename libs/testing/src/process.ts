@@ -10,6 +10,12 @@ export interface StartProcessOptions {
   cwd?: string;
   /** Names the process in error messages. Default: the command's base name. */
   name?: string;
+  /**
+   * Starts the process in a session and process group of its own (its pid is the group's
+   * id), so a test can signal the whole group as a terminal's Ctrl-C does:
+   * `process.kill(-handle.pid, 'SIGINT')`.
+   */
+  detached?: boolean;
 }
 
 export interface ProcessExit {
@@ -54,7 +60,7 @@ export function startProcess(cmd: string, args: string[], opts: StartProcessOpti
     else env[key] = value;
   }
 
-  const child = spawn(cmd, args, { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: opts.cwd, env, detached: opts.detached, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters = new Set<Waiter>();
   let exit: ProcessExit | undefined;
