@@ -14,6 +14,20 @@ export function buildReason(root) {
   return changed && `${changed} is newer than the build`;
 }
 
+/** The built contract: scripts that need the wire names (bench, demo, check-deploy) import it. */
+export const CONTRACT_ENTRY = 'dist/libs/contracts/src/index.js';
+
+/**
+ * Why the built contract is missing or older than libs/contracts, or undefined. Narrower
+ * than buildReason: an edit elsewhere in apps/ or libs/ does not make its names stale.
+ */
+export function contractBuildReason(root) {
+  const entry = path.join(root, CONTRACT_ENTRY);
+  if (!existsSync(entry)) return `${CONTRACT_ENTRY} is missing`;
+  const changed = newerSource(root, [path.join('libs', 'contracts')], statSync(entry).mtimeMs);
+  return changed && `${changed} is newer than the build`;
+}
+
 /** The first non-test .ts file under `dirs` modified after `than`. */
 function newerSource(root, dirs, than) {
   const pending = dirs.map((dir) => path.join(root, dir)).filter(existsSync);
