@@ -9,16 +9,16 @@ export class CheckpointTracker {
   private readonly inFlight: number[] = [];
   private head = 0;
   private readonly done = new Set<number>();
-  private lastDelivered: number;
+  private lastDeliveredSeq: number;
 
   constructor(startAfter: number) {
-    this.lastDelivered = startAfter;
+    this.lastDeliveredSeq = startAfter;
   }
 
   /** A message was delivered. Sequences must rise; an older one (a redelivery) is ignored. */
   delivered(seq: number): boolean {
-    if (seq <= this.lastDelivered) return false;
-    this.lastDelivered = seq;
+    if (seq <= this.lastDeliveredSeq) return false;
+    this.lastDeliveredSeq = seq;
     this.inFlight.push(seq);
     return true;
   }
@@ -35,7 +35,12 @@ export class CheckpointTracker {
 
   /** Every delivered sequence at or below this is done. */
   get checkpoint(): number {
-    return this.head < this.inFlight.length ? this.inFlight[this.head] - 1 : this.lastDelivered;
+    return this.head < this.inFlight.length ? this.inFlight[this.head] - 1 : this.lastDeliveredSeq;
+  }
+
+  /** The highest sequence delivered so far. */
+  get lastDelivered(): number {
+    return this.lastDeliveredSeq;
   }
 
   /** Messages delivered and not yet done. */

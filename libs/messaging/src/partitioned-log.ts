@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { KV_KEYS, type PartitionCheckpoint } from '@backchannel/contracts';
 import { CheckpointTracker } from './checkpoint-tracker.js';
 import type { JsonBucket } from './json-bucket.js';
@@ -76,6 +82,8 @@ class RunStopped extends Error {
 
 const MAX_RETRY_DELAY_MS = 2_000;
 const PULL_EXPIRES_MS = 2_000;
+/** No delivery for this long, with messages waiting in the stream: the read is restarted. */
+const STALL_MS = 5_000;
 const STOP_WAIT_MS = 10_000;
 let sessionIds = 0;
 
@@ -104,6 +112,7 @@ export class PartitionedLog {
 
   constructor(
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly options: PartitionedLogOptions,
   ) {
     this.leases = new PartitionLeases(options.bucket, {
@@ -177,7 +186,7 @@ export class PartitionedLog {
 
   private async startPartition(partition: number): Promise<void> {
     const checkpoint = await this.readCheckpoint(partition);
-    const run = new PartitionRun(this.js, this.options, partition, checkpoint);
+    const run = new PartitionRun(this.js, this.jsm, this.options, partition, checkpoint);
     await this.options.onAcquired?.(partition, run);
     await run.start();
     this.runs.set(partition, run);
@@ -214,8 +223,12 @@ class PartitionRun implements PartitionSession {
   private checkpointTimer?: NodeJS.Timeout;
   private wakeReader?: () => void;
 
+  private lastDeliveryAt = Date.now();
+  private probing = false;
+
   constructor(
     private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
     private readonly options: PartitionedLogOptions,
     private readonly partition: number,
     startAfter: number,
@@ -239,7 +252,10 @@ class PartitionRun implements PartitionSession {
       .finally(() => {
         this.ended = true;
       });
-    this.checkpointTimer = setInterval(() => void this.writeCheckpoint(), this.options.checkpointEveryMs ?? 250);
+    this.checkpointTimer = setInterval(() => {
+      void this.writeCheckpoint();
+      void this.probeStall();
+    }, this.options.checkpointEveryMs ?? 250);
   }
 
   exclusive(key: string, task: () => Promise<void>): Promise<void> {
@@ -280,6 +296,7 @@ class PartitionRun implements PartitionSession {
 
   private deliver(message: JsMsg): void {
     const seq = message.seq;
+    this.lastDeliveryAt = Date.now();
     if (!this.tracker.delivered(seq)) return;
     this.undelivered = message.info.pending;
     const key = this.options.keyOf(message.subject);
@@ -314,8 +331,43 @@ class PartitionRun implements PartitionSession {
         return;
       } catch (error) {
         this.options.onError?.(error, this.partition);
+        // Broker trouble is expected and quiet; a step that keeps failing is said out loud.
+        if (attempt > 0 && attempt % 16 === 0) {
+          const reason = (error as Error)?.message ?? String(error);
+          this.options.onError?.(new Error(`a step still fails after ${attempt} attempts: ${reason}`), this.partition);
+        }
         await delay(Math.min(MAX_RETRY_DELAY_MS, 50 * 2 ** attempt));
       }
+    }
+  }
+
+  /**
+   * A read that stopped delivering while the stream has more for the partition (seen after
+   * broker restarts: the client's recreated consumer can sit waiting) ends the run, and the
+   * next lease round starts it again after its checkpoint. Checked when nothing arrived
+   * for `STALL_MS` and nothing is in flight: one direct get of the partition's last message.
+   */
+  private async probeStall(): Promise<void> {
+    if (this.probing || this.stopping || this.ended) return;
+    if (this.tracker.pending > 0 || Date.now() - this.lastDeliveryAt < STALL_MS) return;
+    this.probing = true;
+    try {
+      const last = await this.jsm.direct.getMessage(this.options.stream, {
+        last_by_subj: this.options.filterFor(this.partition),
+      });
+      if (last && last.seq > this.tracker.lastDelivered && Date.now() - this.lastDeliveryAt >= STALL_MS) {
+        this.options.onError?.(
+          new Error(`partition read stalled below stream sequence ${last.seq}; starting it again`),
+          this.partition,
+        );
+        this.ended = true;
+        await this.messages?.close().catch(() => undefined);
+      }
+    } catch {
+      // Broker away or the partition empty: nothing to tell yet.
+    } finally {
+      this.lastDeliveryAt = Math.max(this.lastDeliveryAt, Date.now() - STALL_MS / 2);
+      this.probing = false;
     }
   }
 

@@ -43,7 +43,7 @@ export class ReleaseConsumer implements OnApplicationBootstrap, BeforeApplicatio
     metrics: Metrics,
     config: MeshConfig,
   ) {
-    this.log = new PartitionedLog(nats.js, {
+    this.log = new PartitionedLog(nats.js, nats.jsm, {
       role: ROLE,
       stream: RELEASE_STREAM.name,
       partitions: config.SEQUENCER_PARTITIONS,

@@ -40,7 +40,7 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
     metrics: Metrics,
     config: MeshConfig,
   ) {
-    this.log = new PartitionedLog(nats.js, {
+    this.log = new PartitionedLog(nats.js, nats.jsm, {
       role: ROLE,
       stream: WORK_STREAM.name,
       partitions: config.SEQUENCER_PARTITIONS,
