@@ -1459,7 +1459,9 @@ async function main() {
   await check(`NATS: nats-server -t ${NATS_CONF}`, checkNatsServerAccepts);
   await check('NATS: permissions on a private nats-server', checkNatsPermissions);
   const optional = results.optional ? ` (${results.optional} optional cross-checks skipped)` : '';
-  console.log(`check-deploy: ${results.passed} passed, ${results.failed} failed, ${results.skipped} skipped${optional}`);
+  console.log(
+    `check-deploy: ${results.passed} passed, ${results.failed} failed, ${results.skipped} skipped${optional}`,
+  );
   // In CI a missing tool is a failure: a check that did not run must not pass silently.
   const skippedFails = STRICT && results.skipped > 0;
   if (skippedFails) {
