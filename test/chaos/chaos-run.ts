@@ -29,6 +29,8 @@ export interface ChaosScenario {
   faults: FaultSchedule;
   /** How long to wait, faults over, for every accepted result to come through. */
   settleTimeoutMs: number;
+  /** Pace of the results (per second), so the faults keep coming all through a long run. */
+  callbacksPerSecond?: number;
   seed: number;
   /** `auto`: the transcript when the conversation injector is built and starts, else the releases. */
   injectedFrom: 'auto' | InjectionSourceName;
@@ -84,6 +86,7 @@ export async function runScenario(scenario: ChaosScenario, say: (line: string) =
         tokenAuthorityUrl: () => mesh.of('token-authority').url,
         registerConcurrency: 16,
         callbackConcurrency: 32,
+        ...(scenario.callbacksPerSecond ? { callbacksPerSecond: scenario.callbacksPerSecond } : {}),
         requestTimeoutMs: 5_000,
         giveUpAfterMs: 300_000,
         dropShare: 0.02,
@@ -305,8 +308,9 @@ async function ciFaults({ faults, infra, services, progress }: FaultContext): Pr
 
 /**
  * Long run: broker kill -9 and restart every 10–15 s; in between, every 2–5 s one of:
- * broker SIGSTOP 1–5 s, kill -9 of a random service, or a sequencer SIGSTOPped 12 s
- * (past AckWait and the lease TTL: its message is redelivered elsewhere, its partitions move).
+ * broker SIGSTOP 1–5 s, kill -9 of a random service, or a sequencer SIGSTOPped 12 s (past
+ * the lease TTL: its partitions move while it still believes it owns them, and it goes on
+ * applying what it had in flight when it wakes up).
  */
 async function allFaults({ faults, infra, services, done }: FaultContext): Promise<void> {
   const broker = infra.brokers[0];

@@ -61,7 +61,15 @@ describe('chaos: the mesh under faults keeps every accepted result, once, in ord
       const conversations = Number(process.env.CHAOS_CONVERSATIONS ?? 200);
       const itemsPerConversation = Number(process.env.CHAOS_ITEMS ?? 100);
       expectClean(
-        await run({ name: 'chaos-all', conversations, itemsPerConversation, faults: 'all', settleTimeoutMs: 600_000 }),
+        await run({
+          name: 'chaos-all',
+          conversations,
+          itemsPerConversation,
+          faults: 'all',
+          settleTimeoutMs: 600_000,
+          // About 7 minutes of results: ~30 broker kills and ~100 faults in all.
+          callbacksPerSecond: Number(process.env.CHAOS_CALLBACKS_PER_S ?? 50),
+        }),
       );
     },
     4 * 3_600_000,

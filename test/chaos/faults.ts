@@ -1,7 +1,7 @@
 /**
  * Faults for the chaos runs, one at a time (a fault ends — broker back, service restarted
  * and ready — before the next begins): broker kill -9 and restart, broker SIGSTOP, service
- * kill -9 and restart, service SIGSTOP past the consumers' AckWait. Waiting a chosen time
+ * kill -9 and restart, service SIGSTOP past its leases. Waiting a chosen time
  * is the fault itself here (how long something stays down), never a wait for a condition.
  */
 import type { ServiceProcess } from '../support/process-mesh.js';
@@ -56,9 +56,10 @@ export class FaultInjector {
   }
 
   /**
-   * SIGSTOP a service for `stallMs`: past the consumer's AckWait (10 s) its in-flight
-   * message is redelivered to another replica, past the lease TTL (5 s) its partitions
-   * move; when it wakes it still believes it owns them (the overlap leases allow).
+   * SIGSTOP a service for `stallMs`: past the lease TTL (5 s) its partitions move to
+   * another replica, which starts them after their checkpoints and so applies again what
+   * the stalled one had in flight; when it wakes it still believes it owns them and goes
+   * on applying (the overlap leases allow) until its next lease round.
    */
   async stallService(service: ServiceProcess, stallMs: number): Promise<void> {
     this.note(`${service.name}:${service.port} SIGSTOP ${stallMs} ms`);

@@ -59,6 +59,11 @@ export interface WorkloadOptions {
   ingressUrl?: () => string;
   registerConcurrency: number;
   callbackConcurrency: number;
+  /**
+   * At most this many results start per second (unset: as fast as the concurrency allows):
+   * stretches a long run so its faults land all through it, not on a run already over.
+   */
+  callbacksPerSecond?: number;
   /** A provider's own timeout per request. */
   requestTimeoutMs: number;
   /** A provider gives a callback up after retrying this long (it is then "abandoned"). */
@@ -131,7 +136,12 @@ export async function runWorkload(plan: WorkloadPlan, options: WorkloadOptions):
   const acceptedProgress: AcceptedProgress[] = [];
   let replays = 0;
   let replaysNot200 = 0;
+  let started = 0;
   await mapConcurrent(shuffle(planned, rng), options.callbackConcurrency, async (item) => {
+    if (options.callbacksPerSecond) {
+      const due = callbacksStarted + (started++ * 1_000) / options.callbacksPerSecond;
+      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+    }
     for (let n = 1; n <= item.progressUpdates; n++) {
       const progressId = `p${n}`;
       const answer = await client.postProgress(item, progressId);
