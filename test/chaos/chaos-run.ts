@@ -202,10 +202,8 @@ async function startBrokers(cluster: boolean): Promise<Infra> {
   }
   const nats = await startNatsServer();
   // CHAOS_BROKER_STOP=term turns the broker's kill -9 into a graceful stop, to tell the
-  // broker's own crash recovery apart from the mesh's (docs/reliability.md). The CI variant
-  // defaults to it: nats-server 2.9.10 sometimes loses KV keys when killed -9, which no
-  // client can repair; the long run (`npm run chaos`) keeps kill -9 and reports it.
-  const stop = process.env.CHAOS_BROKER_STOP ?? (process.env.CHAOS_PROFILE === 'long' ? 'kill' : 'term');
+  // broker's own crash recovery apart from the mesh's (docs/reliability.md).
+  const stop = process.env.CHAOS_BROKER_STOP ?? 'kill';
   const graceful = stop === 'term';
   const broker: Broker = {
     label: 'broker',
