@@ -11,6 +11,8 @@ export const CRASH_POINTS = [
   'ingress.after_token_check',
   /** The callback's end is durably written; the provider has no answer yet. */
   'ingress.after_durable_write',
+  /** A registration is appended to the conversation's log; its record and reply are not written yet. */
+  'token_authority.after_registration_append',
 ] as const;
 
 export type CrashPointName = (typeof CRASH_POINTS)[number];

@@ -16,7 +16,7 @@ import {
   type WorkItemState,
 } from '@backchannel/contracts';
 import { WorkItemRecords, WorkLedger, type Stored } from '@backchannel/messaging';
-import { Clock } from '@backchannel/config';
+import { Clock, MeshConfig, crashPoint } from '@backchannel/config';
 import { CasConflict, withCasRetries } from '../cas-retry.js';
 import { CallbackUrls } from './callback-urls.js';
 import { IdempotencyRecords } from './work-item.store.js';
@@ -67,6 +67,7 @@ export class WorkItemsService {
     private readonly ends: WorkItemEnds,
     private readonly urls: CallbackUrls,
     private readonly clock: Clock,
+    private readonly config: MeshConfig,
   ) {}
 
   /**
@@ -141,6 +142,7 @@ export class WorkItemsService {
     // it reads the whole conversation log, so the ordinary path never does.
     const recovered = options.recovering ? await this.findRegistration(input.conversation_id, workItemId) : undefined;
     const registered = recovered ?? (await this.appendRegistration(input, workItemId));
+    crashPoint('token_authority.after_registration_append', this.config.BACKCHANNEL_CRASH_POINT);
     const record: WorkItemRecord = {
       work_item_id: workItemId,
       conversation_id: input.conversation_id,
