@@ -1,0 +1,67 @@
+// `npm run fuzz`: the long fuzzing run (issue 10). Runs test/fuzz/endpoints.fuzz.e2e-spec.ts
+// with FUZZ_PROFILE=long under jest (at least 100,000 generated malformed requests), prints
+// the figures by family and the violations found, and ends with exactly one line:
+//   fuzz: requests=<n> status_5xx=<n> crashes=<n> changes=<n> envelope_violations=<n>
+// FUZZ_SEED, FUZZ_ROUNDS, FUZZ_RUNS and FUZZ_KNOWN_DEFECTS (include|exclude; the long run
+// includes the inputs of known, reported defects by default) pass through to the spec.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const dir = mkdtempSync(path.join(tmpdir(), 'backchannel-fuzz-'));
+const resultFile = path.join(dir, 'result.json');
+
+const jest = spawnSync(
+  process.execPath,
+  [
+    '--experimental-vm-modules',
+    path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
+    '--selectProjects',
+    'e2e',
+    '--runInBand',
+    'test/fuzz/endpoints.fuzz.e2e-spec.ts',
+    ...process.argv.slice(2),
+  ],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    // The mesh runs in the jest process from the sources: dist/ is not needed.
+    env: { BACKCHANNEL_SKIP_BUILD: '1', ...process.env, FUZZ_PROFILE: 'long', FUZZ_RESULT_FILE: resultFile },
+  },
+);
+
+const result = existsSync(resultFile) ? JSON.parse(readFileSync(resultFile, 'utf8')) : undefined;
+rmSync(dir, { recursive: true, force: true });
+if (!result) {
+  process.stderr.write(`fuzz: no result (jest exited ${jest.status ?? jest.signal}); see the output above\n`);
+  process.stdout.write('fuzz: requests=0 status_5xx=0 crashes=1 changes=0 envelope_violations=0\n');
+  process.exit(1);
+}
+
+const figures = { ...result.figures };
+// The spec writes its figures every round: a run that did not finish died with its mesh.
+if (!result.finished) figures.crashes += 1;
+const out = (line = '') => process.stdout.write(`${line}\n`);
+out();
+out(
+  `fuzz run: profile ${result.profile}, seed ${result.seed}, known defects ${result.known_defects ? 'included' : 'left out'}, ${result.seconds} s`,
+);
+out(`requests by family:`);
+for (const [family, count] of Object.entries(result.by_family).sort()) out(`  ${family.padEnd(42)} ${count}`);
+out(`answers by family and status (NATS: code):`);
+for (const [outcome, count] of Object.entries(result.outcomes).sort()) out(`  ${outcome.padEnd(52)} ${count}`);
+out(`controls: ${result.controls} sent, ${result.control_failures.length} failed`);
+if (Object.keys(result.by_violation).length > 0) out(`violations by kind: ${JSON.stringify(result.by_violation)}`);
+for (const example of result.examples) out(example);
+for (const failure of result.control_failures) out(`[control] ${failure}`);
+for (const write of result.writes) out(`[write] ${write}`);
+for (const note of result.crash_notes) out(`[crash] ${note}`);
+if (result.secrets_in_logs > 0) out(`secrets in service logs: ${result.secrets_in_logs} lines`);
+out(
+  `fuzz: requests=${figures.requests} status_5xx=${figures.status_5xx} crashes=${figures.crashes} changes=${figures.changes} envelope_violations=${figures.envelope_violations}`,
+);
+const clean =
+  figures.status_5xx === 0 && figures.crashes === 0 && figures.changes === 0 && figures.envelope_violations === 0;
+process.exit(clean && jest.status === 0 ? 0 : 1);
