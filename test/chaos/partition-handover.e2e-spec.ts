@@ -206,4 +206,20 @@ describe('partitioned log: leases, order per key, checkpoints', () => {
       await sut.stop();
     }
   }, 90_000);
+
+  it('sweeps the heartbeats of replicas killed long ago, and keeps recent ones', async () => {
+    const bucket = new JsonBucket<LeaseBucketValue>(leases);
+    const gone = KV_KEYS.member('sweep', 'sequencer-killed-long-ago');
+    const recent = KV_KEYS.member('sweep', 'sequencer-killed-just-now');
+    await bucket.put(gone, { at: Date.now() - 10 * 60_000 });
+    await bucket.put(recent, { at: Date.now() - 6_000 });
+    const sut = log('sweep', () => Promise.resolve());
+    await sut.start();
+    try {
+      await eventually(async () => expect(await bucket.get(gone)).toBeNull());
+      expect(await bucket.get(recent)).not.toBeNull();
+    } finally {
+      await sut.stop();
+    }
+  });
 });

@@ -10,6 +10,9 @@ interface Heartbeat {
   at: number;
 }
 
+/** A heartbeat this many lease TTLs old belongs to a replica that is gone: it is deleted. */
+const STALE_MEMBER_TTLS = 12;
+
 /** What the leases bucket holds: leases, replica heartbeats and partition checkpoints. */
 export type LeaseBucketValue = Lease | Heartbeat | PartitionCheckpoint;
 
@@ -99,6 +102,9 @@ export class PartitionLeases {
     for (const key of keys) {
       const heartbeat = (await this.bucket.get(key))?.value as Heartbeat | undefined;
       if (heartbeat && now() - heartbeat.at < leaseTtlMs) live++;
+      // A replica killed without `releaseAll` leaves its heartbeat behind; unswept, every
+      // round would read one more key per crash, forever.
+      else if (heartbeat && now() - heartbeat.at > leaseTtlMs * STALE_MEMBER_TTLS) await this.bucket.delete(key);
     }
     return Math.max(1, live);
   }
