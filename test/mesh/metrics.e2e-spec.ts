@@ -27,6 +27,7 @@ const CATALOGUE: Record<string, string[]> = {
     'backchannel_sequencer_releases_total',
     'backchannel_sequencer_head_of_line_wait_seconds',
     'backchannel_sequencer_held_results',
+    'backchannel_sequencer_repaired_ends_total',
     'backchannel_active_conversations',
     'backchannel_work_item_timeouts_total',
     'backchannel_work_items_ended_total',

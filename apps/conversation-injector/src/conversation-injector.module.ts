@@ -2,7 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { API_KEYS_BUCKET, IDEMPOTENCY_BUCKET, LEASES_BUCKET } from '@backchannel/contracts';
 import { Clock } from '@backchannel/config';
 import type { ServiceContext } from '@backchannel/http';
-import { JsonBucket, WorkLedger } from '@backchannel/messaging';
+import { JsonBucket, ReleaseLog, WorkLedger } from '@backchannel/messaging';
 import { ApiKeyStore } from './access/api-key.store.js';
 import { TenantAccess } from './access/tenant-access.service.js';
 import { EventsController } from './events/events.controller.js';
@@ -34,6 +34,7 @@ export class ConversationInjectorModule {
         { provide: Clock, useValue: options.clock ?? new Clock() },
         { provide: InjectorSettings, useValue: new InjectorSettings(options) },
         { provide: TranscriptStore, useValue: new TranscriptStore(js, jsm) },
+        { provide: ReleaseLog, useValue: new ReleaseLog(js, jsm) },
         { provide: WorkLedger, useValue: new WorkLedger(js, jsm, context.config.SEQUENCER_PARTITIONS) },
         { provide: ApiKeyStore, useValue: new ApiKeyStore(bucket(API_KEYS_BUCKET.bucket)) },
         { provide: AddMessagesClaims, useValue: new AddMessagesClaims(bucket(IDEMPOTENCY_BUCKET.bucket)) },

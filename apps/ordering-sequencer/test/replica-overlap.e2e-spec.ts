@@ -221,4 +221,47 @@ describe('sequencer replicas: state from the log, the same releases from every r
     await a.flush(partition, Number.POSITIVE_INFINITY, true);
     expect((await store.get(partition, id))!.value.lastAppliedSeq).toBe(second.seq);
   });
+
+  it('an end whose delivery was skipped is found in the work log and applied; one still on its way is not', async () => {
+    const id = 'skipped-end';
+    const partition = ledger.partitionOf(id);
+    const sut = replica(new SequencerStateStore(bucket));
+    const { events, end } = await conversation(id);
+    for (const { event, seq } of events) await sut.apply(partition, event, seq, 1);
+    const first = await end(1); // never delivered to this replica: the broker skipped it
+    const third = await end(3);
+    expect(await sut.apply(partition, third.event, third.seq, 1)).toBe('applied');
+    const second = await end(2);
+    expect(await sut.apply(partition, second.event, second.seq, 1)).toBe('applied');
+    expect(distinctResults(await storedReleases(id))).toEqual([{ n: 2 }]);
+
+    const found = await sut.findEnd(id, first.event.work_item_id);
+    expect(found?.seq).toBe(first.seq);
+    // Not yet behind what the run applied: it may still be on its way, so it waits.
+    expect(await sut.repairMissedEnd(partition, found!, 1, first.seq - 1)).toBe(false);
+    // Behind it: skipped for good, applied now; the results it held follow in order.
+    expect(await sut.repairMissedEnd(partition, found!, 1, second.seq)).toBe(true);
+    expect(distinctResults(await storedReleases(id))).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
+    expect(await sut.repairMissedEnd(partition, found!, 1, second.seq)).toBe(false);
+  });
+
+  it('looks each outstanding item up on a schedule, and a blocking head every few seconds', async () => {
+    const id = 'verify-schedule';
+    const partition = ledger.partitionOf(id);
+    const sut = replica(new SequencerStateStore(bucket));
+    const { events, end } = await conversation(id);
+    for (const { event, seq } of events) await sut.apply(partition, event, seq, 1);
+    const ours = (now: number) => sut.dueVerifications(now).filter((due) => due.conversationId === id);
+    const t0 = Date.now();
+    expect(ours(t0)).toEqual([]);
+    expect(ours(t0 + 10_500).map((due) => due.workItemId)).toHaveLength(3);
+    expect(ours(t0 + 11_000)).toEqual([]);
+    // Item 3 ends: results are now held behind item 1, the head, which is looked up every 5 s.
+    const third = await end(3);
+    await sut.apply(partition, third.event, third.seq, 1);
+    const head = events[1].event as { work_item_id: string };
+    expect(ours(t0 + 16_000).map((due) => due.workItemId)).toEqual([head.work_item_id]);
+    expect(ours(t0 + 17_000)).toEqual([]);
+    expect(ours(t0 + 21_500).map((due) => due.workItemId)).toEqual([head.work_item_id]);
+  });
 });

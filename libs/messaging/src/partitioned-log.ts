@@ -148,6 +148,21 @@ export class PartitionedLog {
   }
 
   /**
+   * Runs `task` in the partition's current run, queued with the messages of `key`; false
+   * when this replica does not run the partition (now).
+   */
+  async exclusive(
+    partition: number,
+    key: string,
+    task: (session: PartitionSession, applied: number) => Promise<void>,
+  ): Promise<boolean> {
+    const run = this.runs.get(partition);
+    if (!run || run.ended) return false;
+    await run.exclusive(key, () => task(run, run.backlog().checkpoint));
+    return true;
+  }
+
+  /**
    * One round: renew and move leases, then make the runs match the leases held.
    * Level-triggered: a partition whose start failed, or whose run ended by itself, is put
    * right at the next round instead of staying owned-but-idle.

@@ -21,6 +21,27 @@ export class ReleaseLog {
     }
   }
 
+  /**
+   * The releases of a conversation in stream order (which is `release_index` order),
+   * starting at stream sequence `fromSeq`: to fill a gap a skipped delivery left.
+   */
+  async *releasesOf(partition: number, conversationId: string, fromSeq = 1): AsyncGenerator<ReleaseMessage> {
+    if (!this.jsm) throw new Error('ReleaseLog needs a JetStreamManager to read');
+    const subject = releaseSubject(partition, conversationId);
+    for (let seq = fromSeq; ;) {
+      let found;
+      try {
+        found = await this.jsm.direct.getMessage(RELEASE_STREAM.name, { seq, next_by_subj: subject });
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw new BrokerUnavailableError(error);
+      }
+      if (!found) return;
+      yield decodeJson<ReleaseMessage>(found.data);
+      seq = found.seq + 1;
+    }
+  }
+
   /** The highest `release_index` published for a conversation, 0 when none (one direct get of a literal subject). */
   async lastIndex(partition: number, conversationId: string): Promise<number> {
     if (!this.jsm) throw new Error('ReleaseLog needs a JetStreamManager to read');
@@ -30,10 +51,15 @@ export class ReleaseLog {
       });
       return last ? decodeJson<ReleaseMessage>(last.data).release_index : 0;
     } catch (error) {
-      if (/no message found|message not found/i.test(String((error as Error)?.message))) return 0;
-      const code = (error as { code?: number }).code;
-      if (code === 404 || code === 10037) return 0;
+      if (isNotFound(error)) return 0;
       throw new BrokerUnavailableError(error);
     }
   }
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as { code?: number }).code;
+  return (
+    code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message))
+  );
 }

@@ -1,7 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import { transcriptReleaseMsgId, type ReleaseMessage } from '@backchannel/contracts';
-import { Clock } from '@backchannel/config';
-import { Tracing } from '@backchannel/observability';
+import { Inject, Injectable } from '@nestjs/common';
+import { partitionOf, transcriptReleaseMsgId, type ReleaseMessage } from '@backchannel/contracts';
+import { Clock, MeshConfig } from '@backchannel/config';
+import { LOGGER } from '@backchannel/http';
+import { ReleaseLog } from '@backchannel/messaging';
+import { Tracing, type Logger } from '@backchannel/observability';
 import { InjectorMetrics } from '../injector.metrics.js';
 import { LivePublisher } from '../live/live-messages.js';
 import {
@@ -35,7 +37,14 @@ export class ReleasesService {
     private readonly metrics: InjectorMetrics,
     private readonly clock: Clock,
     private readonly tracing: Tracing,
-  ) {}
+    private readonly releaseLog: ReleaseLog,
+    @Inject(LOGGER) private readonly logger: Logger,
+    config: MeshConfig,
+  ) {
+    this.partitions = config.SEQUENCER_PARTITIONS;
+  }
+
+  private readonly partitions: number;
 
   /**
    * `apply`: injected now (or its own earlier append was found); `already_applied`: seen
@@ -75,7 +84,30 @@ export class ReleasesService {
       return 'already_applied';
     }
     this.metrics.releaseGap();
+    // The releases in between are in the stream, ahead of this one (a release is published
+    // only after the one before it): a delivery that was skipped is read there and injected.
+    if (await this.fillGap(release, outcome.last.appliedReleaseIndex)) return this.append(release);
     throw new ReleaseGapError(release.conversation_id, release.release_index, outcome.last.appliedReleaseIndex);
+  }
+
+  /** Injects, in order, the releases between what the transcript applied and `release`; false if one is missing. */
+  private async fillGap(release: ReleaseMessage, appliedReleaseIndex: number): Promise<boolean> {
+    const conversationId = release.conversation_id;
+    let next = appliedReleaseIndex + 1;
+    for await (const earlier of this.releaseLog.releasesOf(
+      partitionOf(conversationId, this.partitions),
+      conversationId,
+    )) {
+      if (earlier.release_index !== next) continue;
+      this.logger.warn(
+        { conversation_id: conversationId, release_index: next },
+        'a release was never delivered; injected from the release stream',
+      );
+      await this.append(earlier);
+      next += 1;
+      if (next === release.release_index) return true;
+    }
+    return false;
   }
 
   private countInjected(release: ReleaseMessage): void {

@@ -59,6 +59,10 @@ export class ConversationStates {
     return this.heldTotal;
   }
 
+  entries(): IterableIterator<[string, HeldState]> {
+    return this.held.entries();
+  }
+
   /** States of one partition changed since their last snapshot. */
   dirty(partition: number): [string, HeldState][] {
     return [...this.held].filter(([, held]) => held.partition === partition && held.version > held.writtenVersion);

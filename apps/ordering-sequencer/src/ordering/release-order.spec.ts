@@ -9,6 +9,7 @@ import type {
 } from '@backchannel/contracts';
 import {
   applyEvent,
+  applyMissedEnd,
   buildRelease,
   findWorkItem,
   heldCount,
@@ -348,5 +349,39 @@ describe('buildRelease', () => {
 
     expect(() => buildRelease(action, facts, { ...ended(1), work_item_id: workItemId(2) })).toThrow();
     expect(() => buildRelease(action, facts, progress(1, 1))).toThrow();
+  });
+});
+
+describe('applyMissedEnd', () => {
+  /** A log whose delivery of one end was skipped: the state moved on past it. */
+  function skippedEnd() {
+    const sut = conversationLog();
+    registerAll(sut, 3);
+    sut.apply(ended(2));
+    sut.apply(ended(3));
+    // Item 1's end is stored at the next sequence, but never delivered to this state.
+    const missedSeq = 6;
+    sut.apply(progress(3, 1)); // seq 6 stands in for whatever came at that place instead
+    return { sut, missedSeq };
+  }
+
+  it('applies an end the state never saw, below lastAppliedSeq, and releases what it held', () => {
+    const { sut, missedSeq } = skippedEnd();
+    const before = deepFreeze(sut.state);
+    const result = applyMissedEnd(before, ended(1), missedSeq, { maxHeld: 1_000 });
+    // Index 1 went to item 3's progress, released at once meanwhile.
+    expect(releases(result.actions)).toEqual(['2:1:final', '3:2:final', '4:3:final']);
+    expect(result.actions[0]).toEqual({ type: 'clear_deadline', workItemId: workItemId(1) });
+    expect(result.state.lastAppliedSeq).toBe(before.lastAppliedSeq);
+    expect(heldCount(result.state)).toBe(0);
+  });
+
+  it('does nothing for an item that already has its end, or that it does not know', () => {
+    const { sut, missedSeq } = skippedEnd();
+    expect(applyMissedEnd(sut.state, ended(2), missedSeq, { maxHeld: 1_000 })).toEqual({
+      state: sut.state,
+      actions: [],
+    });
+    expect(applyMissedEnd(sut.state, ended(9), missedSeq, { maxHeld: 1_000 }).actions).toEqual([]);
   });
 });

@@ -159,15 +159,45 @@ export function applyEvent(
   held: HeldLimit,
 ): ApplyResult {
   if (streamSeq <= state.lastAppliedSeq) return { state, actions: [] };
+  return changed(state, held, (draft) => {
+    draft.lastAppliedSeq = streamSeq;
+    if (event.conversation_id !== draft.conversationId) return undefined;
+    return applyToDraft(draft, event, streamSeq);
+  });
+}
+
+/**
+ * Applies an end the work log holds at `endSeq` (below `lastAppliedSeq`) that this state
+ * never saw, because its delivery was skipped (docs/reliability.md): as the end would have
+ * been applied, then whatever it lets go. Nothing when the item is unknown or already has
+ * its end. `lastAppliedSeq` is unchanged.
+ */
+export function applyMissedEnd(
+  state: ConversationOrderState,
+  event: WorkItemEndedEvent,
+  endSeq: number,
+  held: HeldLimit,
+): ApplyResult {
+  const item = findWorkItem(state, event.work_item_id);
+  if (!item || item.endSeq !== null || event.conversation_id !== state.conversationId) return { state, actions: [] };
+  return changed(state, held, (draft) => onEnded(draft, event, endSeq));
+}
+
+/** A draft of `state` (copy on write), changed by `change`, then releases and the bound policy. */
+function changed(
+  state: ConversationOrderState,
+  held: HeldLimit,
+  change: (draft: Draft) => OrderAction[] | undefined,
+): ApplyResult {
   ownCopies.clear();
   const draft: Draft = {
     ...state,
     registeredThrough: state.registeredThrough ?? 0,
     workItems: state.workItems.slice(),
-    lastAppliedSeq: streamSeq,
   };
-  if (event.conversation_id !== draft.conversationId) return { state: draft, actions: [] };
-  const actions = [...applyToDraft(draft, event, streamSeq), ...releaseReady(draft), ...enforceHeldLimit(draft, held)];
+  const own = change(draft);
+  if (own === undefined) return { state: draft, actions: [] };
+  const actions = [...own, ...releaseReady(draft), ...enforceHeldLimit(draft, held)];
   draft.headSequence = findHead(draft)?.sequence ?? null;
   ownCopies.clear();
   return { state: draft, actions };

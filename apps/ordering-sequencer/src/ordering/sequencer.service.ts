@@ -2,12 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { WorkItemEndedEvent, WorkItemOutcome, WorkItemProgressEvent, WorkLogEvent } from '@backchannel/contracts';
 import { Clock, MeshConfig } from '@backchannel/config';
 import { LOGGER } from '@backchannel/http';
-import { ReleaseLog, WorkLedger, type Versioned } from '@backchannel/messaging';
+import { ReleaseLog, WorkLedger, type Stored, type Versioned } from '@backchannel/messaging';
 import { Metrics, Tracing, newTraceId, type Logger } from '@backchannel/observability';
 import { ConversationStates, type HeldState } from './conversation-states.js';
 import { DeadlineTimers } from './deadline-timers.js';
 import {
   applyEvent,
+  applyMissedEnd,
   buildRelease,
   compact,
   findWorkItem,
@@ -34,6 +35,10 @@ export type ApplyOutcome = 'applied' | 'redelivery';
 const SNAPSHOT_WRITES_IN_FLIGHT = 16;
 /** A changed state is saved at most this often (it is still saved before the checkpoint passes its events). */
 const SNAPSHOT_EVERY_MS = 2_000;
+/** When an outstanding item is looked up in the work log, after this replica first held it. */
+const VERIFY_AFTER_MS = [10_000, 60_000, 300_000, 1_200_000];
+/** How often the head of a conversation holding results behind it is looked up. */
+const VERIFY_BLOCKING_EVERY_MS = 5_000;
 /** Saves per checkpoint round and partition, at most. */
 const SNAPSHOTS_PER_ROUND = 64;
 
@@ -55,6 +60,9 @@ const SNAPSHOTS_PER_ROUND = 64;
 export class SequencerService {
   readonly deadlines: DeadlineTimers;
   private readonly states = new ConversationStates();
+  /** When each outstanding item is next looked up in the work log (`dueVerifications`). */
+  private readonly checks = new Map<string, { nextAt: number; step: number; lastAt?: number }>();
+  private readonly repairs;
   private readonly maxHeld: number;
   private readonly releases;
   private readonly timeouts;
@@ -94,6 +102,10 @@ export class SequencerService {
     this.heldGauge = metrics.gauge(
       'backchannel_sequencer_held_results',
       'Results accepted and held behind an earlier unfinished work item, in the conversations this replica runs',
+    );
+    this.repairs = metrics.counter(
+      'backchannel_sequencer_repaired_ends_total',
+      'Work item ends found in the work log that were never delivered to the sequencer, applied late',
     );
     this.active = metrics.gauge(
       'backchannel_active_conversations',
@@ -140,6 +152,75 @@ export class SequencerService {
     let covered = candidate;
     for (const [, held] of this.states.dirty(partition)) covered = Math.min(covered, held.firstUnsavedSeq - 1);
     return covered;
+  }
+
+  /**
+   * Outstanding items to look up in the work log now: an end the state never saw (its
+   * delivery skipped, docs/reliability.md) is found there. Each item is looked up 10 s,
+   * 1 min, 5 min and 20 min after this replica first held it; the head of a conversation
+   * that holds results behind it, every 5 s.
+   */
+  dueVerifications(now: number): { partition: number; conversationId: string; workItemId: string }[] {
+    const due: { partition: number; conversationId: string; workItemId: string }[] = [];
+    const seen = new Set<string>();
+    for (const [conversationId, held] of this.states.entries()) {
+      const head = held.heldResults > 0 ? held.state.headSequence : null;
+      for (const item of held.state.workItems) {
+        if (item.endSeq !== null) continue;
+        seen.add(item.workItemId);
+        const check = this.checks.get(item.workItemId) ?? { nextAt: now + VERIFY_AFTER_MS[0], step: 0 };
+        this.checks.set(item.workItemId, check);
+        const blocking = item.sequence === head;
+        if (now < check.nextAt && !(blocking && now - (check.lastAt ?? 0) >= VERIFY_BLOCKING_EVERY_MS)) continue;
+        check.lastAt = now;
+        if (now >= check.nextAt) {
+          check.step += 1;
+          check.nextAt = now + (VERIFY_AFTER_MS[check.step] ?? Number.POSITIVE_INFINITY);
+        }
+        due.push({ partition: held.partition, conversationId, workItemId: item.workItemId });
+      }
+    }
+    for (const workItemId of this.checks.keys()) if (!seen.has(workItemId)) this.checks.delete(workItemId);
+    return due;
+  }
+
+  /** A work item's end as the work log holds it (a direct read of its end subject), or null. */
+  findEnd(conversationId: string, workItemId: string): Promise<Stored<WorkItemEndedEvent> | null> {
+    return this.ledger.readEnd(conversationId, workItemId);
+  }
+
+  /**
+   * Applies an end found in the log that the state never saw, if its place in the log is
+   * behind everything the partition's run has applied (`applied`): then its delivery was
+   * skipped, not merely still on its way.
+   */
+  async repairMissedEnd(
+    partition: number,
+    end: Stored<WorkItemEndedEvent>,
+    session: number,
+    applied: number,
+  ): Promise<boolean> {
+    const held = this.states.get(end.event.conversation_id);
+    if (!held || held.session !== session || end.seq > applied) return false;
+    const { state, actions } = applyMissedEnd(held.state, end.event, end.seq, { maxHeld: this.maxHeld });
+    if (state === held.state) return false;
+    this.logger.warn(
+      {
+        conversation_id: end.event.conversation_id,
+        work_item_id: end.event.work_item_id,
+        end_seq: end.seq,
+        partition,
+      },
+      'a work item end was never delivered; applied from the work log',
+    );
+    this.repairs.inc();
+    for (const action of actions) await this.perform(partition, state, action, { seq: end.seq, event: end.event });
+    held.state = compact(state);
+    if (held.version === held.writtenVersion) held.firstUnsavedSeq = held.state.lastAppliedSeq + 1;
+    held.version += 1;
+    this.states.setHeldResults(held, heldCount(held.state));
+    this.ended.inc({ state: end.event.outcome.state });
+    return true;
   }
 
   /** Forgets the states and timers of a partition this replica no longer runs. */

@@ -24,12 +24,16 @@ export const SERVICE_CONTEXT = Symbol('SERVICE_CONTEXT');
 
 /** The role whose replicas share the work log's partitions (leases, checkpoints, metrics). */
 const ROLE = 'sequencer';
+/** How often outstanding items due for a look-up are looked up in the work log. */
+const VERIFY_ROUND_MS = 1_000;
 
 /** JetStream adapter: the work log's partitions this replica holds, each applied in stream order per conversation. */
 @Injectable()
 export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly log: PartitionedLog;
   private started = false;
+  private verifyTimer?: NodeJS.Timeout;
+  private verifying = false;
 
   constructor(
     @Inject(NATS_HANDLES) nats: NatsHandles,
@@ -60,9 +64,11 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
   async onApplicationBootstrap(): Promise<void> {
     await this.log.start();
     this.started = true;
+    this.verifyTimer = setInterval(() => void this.verify(), VERIFY_ROUND_MS);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.verifyTimer);
     await this.log.stop();
     this.sequencer.deadlines.clearAll();
   }
@@ -94,6 +100,29 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       session
         .exclusive(conversationId, () => this.sequencer.adopt(partition, snapshot, session.id))
         .catch((error: unknown) => this.onError(error, partition));
+    }
+  }
+
+  /**
+   * One round of looking outstanding items up in the work log: an end found there that
+   * the state never saw, at a place the partition's run has already passed, is applied in
+   * the conversation's queue (a delivery the broker skipped; docs/reliability.md).
+   */
+  private async verify(): Promise<void> {
+    if (this.verifying) return;
+    this.verifying = true;
+    try {
+      for (const due of this.sequencer.dueVerifications(Date.now())) {
+        const end = await this.sequencer.findEnd(due.conversationId, due.workItemId);
+        if (!end) continue;
+        await this.log.exclusive(due.partition, due.conversationId, async (session, applied) => {
+          await this.sequencer.repairMissedEnd(due.partition, end, session.id, applied);
+        });
+      }
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.verifying = false;
     }
   }
 
