@@ -15,6 +15,7 @@ import {
 } from '@backchannel/contracts';
 import { Clock, loadConfig } from '@backchannel/config';
 import {
+  BrokerUnavailableError,
   JsonBucket,
   ReleaseLog,
   WorkLedger,
@@ -59,7 +60,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
     await nats?.cleanup();
   });
 
-  function replica(store: SequencerStateStore): SequencerService {
+  function replica(store: SequencerStateStore, releaseLog = new ReleaseLog(handles.js, handles.jsm)): SequencerService {
     const config = loadConfig({ NATS_URL: nats.url, SEQUENCER_PARTITIONS: String(PARTITIONS) });
     const logger = createLogger({
       service: 'sequencer-test',
@@ -69,7 +70,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
     const sut = new SequencerService(
       store,
       ledger,
-      new ReleaseLog(handles.js, handles.jsm),
+      releaseLog,
       new Clock(),
       logger,
       Tracing.off(),
@@ -263,5 +264,30 @@ describe('sequencer replicas: state from the log, the same releases from every r
     expect(ours(t0 + 16_000).map((due) => due.workItemId)).toEqual([head.work_item_id]);
     expect(ours(t0 + 17_000)).toEqual([]);
     expect(ours(t0 + 21_500).map((due) => due.workItemId)).toEqual([head.work_item_id]);
+  });
+
+  it('a catch-up cut short by a broker failure resumes where it stopped when the event is retried', async () => {
+    const id = 'catch-up-cut-short';
+    const partition = ledger.partitionOf(id);
+    const a = replica(new SequencerStateStore(bucket));
+    const { events, end } = await conversation(id);
+    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
+    await a.flush(partition, Number.POSITIVE_INFINITY, true);
+    const second = await end(2);
+    const third = await end(3);
+    for (const { event, seq } of [second, third]) await a.apply(partition, event, seq, 1);
+    // B takes over from the registrations-only snapshot; its first publish fails once.
+    let failures = 1;
+    const flaky = new (class extends ReleaseLog {
+      override async publish(partitionOf: number, release: ReleaseMessage): Promise<void> {
+        if (failures-- > 0) throw new BrokerUnavailableError(new Error('broker away'));
+        return super.publish(partitionOf, release);
+      }
+    })(handles.js, handles.jsm);
+    const b = replica(new SequencerStateStore(bucket), flaky);
+    const first = await end(1);
+    await expect(b.apply(partition, first.event, first.seq, 9)).rejects.toThrow(BrokerUnavailableError);
+    expect(await b.apply(partition, first.event, first.seq, 9)).toBe('applied');
+    expect(distinctResults(await storedReleases(id))).toEqual([{ n: 2 }, { n: 1 }, { n: 3 }]);
   });
 });

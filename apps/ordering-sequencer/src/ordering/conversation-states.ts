@@ -17,6 +17,8 @@ export interface HeldState {
   firstUnsavedSeq: number;
   /** When it was last saved (epoch ms). */
   savedAt: number;
+  /** Being completed from the work log (a catch-up cut short resumes before anything else is applied). */
+  catchingUp: boolean;
 }
 
 /** A state with what it holds counted, so the gauge needs no walk over every conversation. */

@@ -249,16 +249,30 @@ export class SequencerService {
     snapshot?: Versioned<ConversationOrderState>,
   ): Promise<HeldState> {
     const current = this.states.get(conversationId);
-    if (current?.session === session) return current;
+    if (current?.session === session) {
+      // A catch-up a broker failure cut short resumes where it stopped, before anything else.
+      if (current.catchingUp) await this.finishCatchUp(partition, current, first);
+      return current;
+    }
     const stored = snapshot ?? (await this.store.get(partition, conversationId));
-    const held = this.load(partition, conversationId, session, stored);
-    const reason = await this.distrust(partition, held.state, stored, first);
+    const state = this.startingState(conversationId, stored);
+    // Decided before the state is held: a failure here leaves nothing half-vetted behind.
+    const reason = await this.distrust(partition, state, stored, first);
+    const held = this.hold(partition, conversationId, session, state, stored);
     if (reason) {
       this.logger.warn({ conversation_id: conversationId, partition, reason }, 'completing a state from the work log');
-      await this.catchUp(partition, held, first?.seq ?? Number.POSITIVE_INFINITY);
+      held.catchingUp = true;
+      await this.finishCatchUp(partition, held, first);
+    } else {
+      this.armDeadlines(partition, held.state);
     }
-    this.armDeadlines(partition, held.state);
     return held;
+  }
+
+  private async finishCatchUp(partition: number, held: HeldState, first?: CurrentEvent): Promise<void> {
+    await this.catchUp(partition, held, first?.seq ?? Number.POSITIVE_INFINITY);
+    held.catchingUp = false;
+    this.armDeadlines(partition, held.state);
   }
 
   /**
@@ -289,27 +303,36 @@ export class SequencerService {
     }
   }
 
-  private load(
+  /** Whichever went further: the snapshot, or what this replica held in an earlier run (a fold of the log either way). */
+  private startingState(
+    conversationId: string,
+    stored: Versioned<ConversationOrderState> | null,
+  ): ConversationOrderState {
+    const previous = this.states.get(conversationId)?.state;
+    if (previous !== undefined && previous.lastAppliedSeq > (stored?.value.lastAppliedSeq ?? 0)) return previous;
+    return stored?.value ?? initialState(conversationId);
+  }
+
+  private hold(
     partition: number,
     conversationId: string,
     session: number,
+    state: ConversationOrderState,
     stored: Versioned<ConversationOrderState> | null,
   ): HeldState {
-    const previous = this.states.get(conversationId)?.state;
-    // Whichever went further: the snapshot, or what this replica held in an earlier run.
-    const keepPrevious = previous !== undefined && previous.lastAppliedSeq > (stored?.value.lastAppliedSeq ?? 0);
-    const state = keepPrevious ? previous : (stored?.value ?? initialState(conversationId));
+    const unsaved = state !== stored?.value && state.lastAppliedSeq > 0;
     const held: HeldState = {
       state,
       partition,
       session,
       revision: stored?.revision ?? null,
-      version: keepPrevious ? 1 : 0,
+      version: unsaved ? 1 : 0,
       writtenVersion: 0,
       // What an earlier run held and did not save may go back to its first event: save it first.
-      firstUnsavedSeq: keepPrevious ? 0 : Number.POSITIVE_INFINITY,
-      savedAt: keepPrevious ? 0 : this.clock.now(),
+      firstUnsavedSeq: unsaved ? 0 : Number.POSITIVE_INFINITY,
+      savedAt: unsaved ? 0 : this.clock.now(),
       heldResults: heldCount(state),
+      catchingUp: false,
     };
     return this.states.set(conversationId, held);
   }
