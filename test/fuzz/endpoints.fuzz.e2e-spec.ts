@@ -152,7 +152,8 @@ describe(`fuzzing every endpoint (${PROFILE_NAME} profile, seed ${SEED}${OPTIONS
     saveResult(final, leaked);
 
     const report = [
-      ...tally.examples,
+      ...tally.unexplained,
+      ...tally.examples.filter((example) => !tally.unexplained.includes(example)),
       ...tally.controlFailures.map((failure) => `[control] ${failure}`),
       ...tally.writes.map((write) => `[write] ${write}`),
       ...tally.crashNotes.map((note) => `[crash] ${note}`),
@@ -208,6 +209,8 @@ describe(`fuzzing every endpoint (${PROFILE_NAME} profile, seed ${SEED}${OPTIONS
         control_failures: tally.controlFailures,
         by_family: tally.byFamily,
         by_violation: tally.byKind,
+        by_known_defect: tally.byKnownDefect,
+        unexplained: tally.unexplained,
         outcomes: tally.outcomes,
         examples: tally.examples,
         client_refused: tally.clientRefused,

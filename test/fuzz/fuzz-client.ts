@@ -2,7 +2,7 @@ import { connect as tcpConnect } from 'node:net';
 import { Pool } from 'undici';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { API_SUBJECTS, ERROR_CODES, isErrorCode } from '@backchannel/contracts';
-import type { FuzzCase, HttpCase, NatsCase } from './fuzz-values.js';
+import { knownDefectOf, type FuzzCase, type HttpCase, type NatsCase } from './fuzz-values.js';
 
 /** What came back: an HTTP status and body, a NATS reply, or nothing (the connection closed). */
 export interface Answer {
@@ -268,6 +268,10 @@ export class Tally {
   controls = 0;
   readonly controlFailures: string[] = [];
   readonly byKind: Partial<Record<ViolationKind, number>> = {};
+  /** Violating cases by the KNOWN_DEFECTS entry their inputs touch ('none known' otherwise). */
+  readonly byKnownDefect: Record<string, number> = {};
+  /** Violations no KNOWN_DEFECTS entry explains, described in full. */
+  readonly unexplained: string[] = [];
   readonly byFamily: Record<string, number> = {};
   /** Answers by family and status (or NATS code). */
   readonly outcomes: Record<string, number> = {};
@@ -286,6 +290,12 @@ export class Tally {
       this.clientRefused.push(describeCase(fuzzCase, answer, verdict));
     if (verdict.kinds.length === 0) return;
     for (const kind of verdict.kinds) this.byKind[kind] = (this.byKind[kind] ?? 0) + 1;
+    const defect = knownDefectOf(fuzzCase) ?? 'none known';
+    this.byKnownDefect[defect] = (this.byKnownDefect[defect] ?? 0) + 1;
+    // The ones no known defect explains matter most: all of them are kept (up to a bound).
+    if (defect === 'none known' && this.unexplained.length < 30) {
+      this.unexplained.push(describeCase(fuzzCase, answer, verdict));
+    }
     if (verdict.kinds.includes('status_5xx')) this.status5xx++;
     if (verdict.kinds.some((kind) => kind !== 'status_5xx')) this.envelopeViolations++;
     const sameKind = this.examples.filter((example) =>

@@ -134,6 +134,12 @@ export const badExternalId = fc
 export const unknownExternalId = ofAlphabet('abcdefghijklmnopqrstuvwxyz0123456789', 6, 20).map(
   (s) => `fz-unknown-${s}`,
 );
+/**
+ * A well-formed id for a conversation a template would open. Apart from the unknown ones, so
+ * that one opened by a request that should have been refused never turns an "unknown" id
+ * into a known one later in the run.
+ */
+export const freshExternalId = ofAlphabet('abcdefghijklmnopqrstuvwxyz0123456789', 6, 20).map((s) => `fz-new-${s}`);
 export const unknownWorkItemId = ofAlphabet(CROCKFORD, 26).map((ulid) => `wi_${ulid}`);
 export const unknownKeyId = ofAlphabet(CROCKFORD, 26).map((ulid) => `key_${ulid}`);
 
@@ -312,10 +318,26 @@ export const KNOWN_DEFECTS = {
     'a path with a percent-encoded unreserved character (/%69nternal/…, /api/%76%31/…) reaches its route, ' +
     'but checks keyed on request.url skip it: internal auth, the ingress media type check, rate limits',
   formBodies: 'the token authority parses application/x-www-form-urlencoded bodies (Nest registers a form parser)',
+  errorEchoesUrl:
+    'a path parameter past the router limit (100 characters) is answered 400 with the raw URL in `detail` ' +
+    '(libs/http/src/service-runtime.ts, frameworkErrors): a secret put in a path comes back',
   prototypeNames:
     'unknown fields named like Object.prototype members (toString, valueOf, constructor…) pass ' +
     "validateDto's forbidNonWhitelisted (libs/http/src/validation.ts), where any other unknown field is a 400",
 } as const;
+
+/** Which known defect a case's inputs touch (for attributing violations), if any. */
+export function knownDefectOf(fuzzCase: FuzzCase): keyof typeof KNOWN_DEFECTS | undefined {
+  if (fuzzCase.kind === 'raw') return undefined;
+  if (fuzzCase.broken.some((axis) => /^a secret as the path id x[2-9]/.test(axis))) return 'errorEchoesUrl';
+  if (fuzzCase.broken.some((axis) => PROTOTYPE_NAMES.some((name) => axis === `stray field ${name}`))) {
+    return 'prototypeNames';
+  }
+  if (fuzzCase.kind === 'nats') return undefined;
+  if (/^\/%[0-9a-f]{2}|\/%76%31\//i.test(fuzzCase.path)) return 'encodedPaths';
+  if (fuzzCase.headers['content-type'] === 'application/x-www-form-urlencoded') return 'formBodies';
+  return undefined;
+}
 
 export interface FuzzOptions {
   /** Also send the inputs of KNOWN_DEFECTS. */
@@ -409,7 +431,14 @@ export const strayFieldBreaker = fc
   .map(([name, value]) => breaker(`stray field ${name}`, (d) => ({ body: { ...objectBody(d), [name]: value } })));
 
 /** Stray fields named like members of Object.prototype (KNOWN_DEFECTS.prototypeNames). */
-const PROTOTYPE_NAMES = ['toString', 'valueOf', 'constructor', 'hasOwnProperty', 'isPrototypeOf', 'toLocaleString'];
+export const PROTOTYPE_NAMES = [
+  'toString',
+  'valueOf',
+  'constructor',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'toLocaleString',
+];
 export const prototypeFieldBreakers = (options: FuzzOptions): fc.Arbitrary<Breaker>[] =>
   options.knownDefects
     ? [

@@ -31,6 +31,7 @@ import {
   prototypeFieldBreakers,
   strayField,
   strayFieldBreaker,
+  freshExternalId,
   unknownExternalId,
   unknownKeyId,
   unknownWorkItemId,
@@ -126,7 +127,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
       service: 'token-authority',
       template: fc
         .tuple(
-          unknownExternalId,
+          freshExternalId,
           fc.option(fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }), {
             nil: undefined,
           }),
@@ -188,6 +189,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badExternalId
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/conversations/${seg(id)}/end` }), [400, 404])),
+        secretInPath(options, f.secrets, (id) => `/internal/v1/conversations/${seg(id)}/end`, [400, 404]),
         unknownExternalId.map((id) =>
           breaker('state: unknown conversation', () => ({ path: `/internal/v1/conversations/${seg(id)}/end` }), [404]),
         ),
@@ -237,6 +239,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('wi_', i.pendingTool.work_item_id, WORK_ITEM_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/work-items/${seg(id)}` }), [400, 404])),
+        secretInPath(options, f.secrets, (id) => `/internal/v1/work-items/${seg(id)}`, [400, 404]),
         unknownWorkItemId.map((id) =>
           breaker('state: unknown work item', () => ({ path: `/internal/v1/work-items/${id}` }), [404]),
         ),
@@ -251,6 +254,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('wi_', i.victim.work_item_id, WORK_ITEM_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/work-items/${seg(id)}/cancel` }), [400, 404])),
+        secretInPath(options, f.secrets, (id) => `/internal/v1/work-items/${seg(id)}/cancel`, [400, 404]),
         unknownWorkItemId.map((id) =>
           breaker('state: unknown work item', () => ({ path: `/internal/v1/work-items/${id}/cancel` }), [404]),
         ),
@@ -285,6 +289,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('key_', f.keys.victim.key_id, API_KEY_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/api-keys/${seg(id)}/revoke` }), [400, 404])),
+        secretInPath(options, f.secrets, (id) => `/internal/v1/api-keys/${seg(id)}/revoke`, [400, 404]),
         unknownKeyId.map((id) =>
           breaker('state: unknown key', () => ({ path: `/internal/v1/api-keys/${id}/revoke` }), [404]),
         ),
@@ -390,6 +395,23 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
   return Object.fromEntries(families.map((endpoint) => [endpoint.family, cases(endpoint, options)]));
 }
 
+/**
+ * A secret where an id belongs in the path, once or (KNOWN_DEFECTS.errorEchoesUrl) repeated
+ * past the router's parameter limit: the refusal must not echo it (CONTRACT.md §5).
+ */
+function secretInPath(
+  options: FuzzOptions,
+  secrets: string[],
+  pathOf: (id: string) => string,
+  statuses: readonly number[],
+) {
+  return fc
+    .tuple(fc.constantFrom(...secrets), fc.integer({ min: 1, max: options.knownDefects ? 3 : 1 }))
+    .map(([secret, times]) =>
+      breaker(`a secret as the path id x${times}`, () => ({ path: pathOf(secret.repeat(times)) }), statuses),
+    );
+}
+
 /** Path ids that reach the route at all ('' and dot segments name other paths). */
 const routable = (id: string) => id !== '' && id !== '.' && id !== '..' && !id.includes('/');
 
@@ -450,6 +472,7 @@ function tenantEndpoint(
         ),
       ),
       badExternalId.filter(routable).map((id) => breaker('path id', () => ({ path: pathOf(id) }), [400, 404])),
+      secretInPath(options, f.secrets, pathOf, [400, 404]),
       unknownExternalId.map((id) => breaker('state: unknown conversation', () => ({ path: pathOf(id) }), [404])),
     ],
   };
@@ -539,6 +562,7 @@ function callbackEndpoint(f: Fixtures, options: FuzzOptions, progress: boolean):
       badPrefixedId('wi_', i.pendingTool.work_item_id, WORK_ITEM_ID_PATTERN)
         .filter(routable)
         .map((id) => breaker('path id', () => ({ path: pathOf(id) }), [401])),
+      secretInPath(options, f.secrets, pathOf, [401]),
       unknownWorkItemId.map((id) => breaker('unknown work item', () => ({ path: pathOf(id) }), [401])),
       badShape.map((body) => breaker('body shape', () => ({ body }), [400])),
       malformedBody,

@@ -21,6 +21,7 @@ import {
   parses,
   prototypeFieldBreakers,
   strayFieldBreaker,
+  freshExternalId,
   unknownExternalId,
   unknownKeyId,
   unknownWorkItemId,
@@ -40,7 +41,7 @@ export function natsFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
   }[] = [
     {
       subject: API_SUBJECTS.conversationsOpen,
-      template: unknownExternalId.map((id) => ({ conversation_id: id, tenant_id: f.tenantA })),
+      template: freshExternalId.map((id) => ({ conversation_id: id, tenant_id: f.tenantA })),
       breakers: [
         missingField(['conversation_id', 'tenant_id']),
         fieldBreaker('conversation_id', fc.oneof(badExternalId, wrongType('string', true))),

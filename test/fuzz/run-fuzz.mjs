@@ -53,7 +53,11 @@ for (const [family, count] of Object.entries(result.by_family).sort()) out(`  ${
 out(`answers by family and status (NATS: code):`);
 for (const [outcome, count] of Object.entries(result.outcomes).sort()) out(`  ${outcome.padEnd(52)} ${count}`);
 out(`controls: ${result.controls} sent, ${result.control_failures.length} failed`);
-if (Object.keys(result.by_violation).length > 0) out(`violations by kind: ${JSON.stringify(result.by_violation)}`);
+if (Object.keys(result.by_violation).length > 0) {
+  out(`violations by kind: ${JSON.stringify(result.by_violation)}`);
+  out(`violating cases by the known defect their inputs touch: ${JSON.stringify(result.by_known_defect)}`);
+}
+for (const example of result.unexplained) out(`[not explained by a known defect] ${example}`);
 for (const example of result.examples) out(example);
 for (const failure of result.control_failures) out(`[control] ${failure}`);
 for (const write of result.writes) out(`[write] ${write}`);
