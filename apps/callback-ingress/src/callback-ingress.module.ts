@@ -39,7 +39,7 @@ export class CallbackIngressModule {
         { provide: Clock, useValue: clock },
         {
           provide: WorkLedger,
-          useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
+          useValue: new WorkLedger(context.nats.js, context.nats.reads, context.config.SEQUENCER_PARTITIONS),
         },
         { provide: WorkItemRecords, useValue: records },
         { provide: RecordsMirrorLifecycle, useValue: new RecordsMirrorLifecycle(records) },

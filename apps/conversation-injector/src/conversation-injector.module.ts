@@ -25,7 +25,7 @@ import { TranscriptStore } from './transcript/transcript.store.js';
 export class ConversationInjectorModule {
   /** The composition root: repositories built from the broker handles, services from the repositories. */
   static register(context: ServiceContext, options: InjectorOptions = {}): DynamicModule {
-    const { nc, js, jsm } = context.nats;
+    const { nc, js, reads } = context.nats;
     const bucket = <T>(name: string) => new JsonBucket<T>(context.buckets.get(name)!);
     return {
       module: ConversationInjectorModule,
@@ -33,9 +33,9 @@ export class ConversationInjectorModule {
       providers: [
         { provide: Clock, useValue: options.clock ?? new Clock() },
         { provide: InjectorSettings, useValue: new InjectorSettings(options) },
-        { provide: TranscriptStore, useValue: new TranscriptStore(js, jsm) },
-        { provide: ReleaseLog, useValue: new ReleaseLog(js, jsm) },
-        { provide: WorkLedger, useValue: new WorkLedger(js, jsm, context.config.SEQUENCER_PARTITIONS) },
+        { provide: TranscriptStore, useValue: new TranscriptStore(js, reads) },
+        { provide: ReleaseLog, useValue: new ReleaseLog(js, reads) },
+        { provide: WorkLedger, useValue: new WorkLedger(js, reads, context.config.SEQUENCER_PARTITIONS) },
         { provide: ApiKeyStore, useValue: new ApiKeyStore(bucket(API_KEYS_BUCKET.bucket)) },
         { provide: AddMessagesClaims, useValue: new AddMessagesClaims(bucket(IDEMPOTENCY_BUCKET.bucket)) },
         { provide: LEASES, useValue: bucket(LEASES_BUCKET.bucket) },

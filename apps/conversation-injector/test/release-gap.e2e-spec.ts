@@ -34,14 +34,14 @@ describe('conversation injector: a gap in the releases is filled from the stream
       level: 'error',
       destination: new Writable({ write: (_c, _e, done) => done() }),
     });
-    store = new TranscriptStore(handles.js, handles.jsm);
+    store = new TranscriptStore(handles.js, handles.reads);
     sut = new ReleasesService(
       new TranscriptWriter(store),
       new NatsLivePublisher(handles.nc),
       new InjectorMetrics(new Metrics('injector-test')),
       new Clock(),
       Tracing.off(),
-      new ReleaseLog(handles.js, handles.jsm),
+      new ReleaseLog(handles.js, handles.reads),
       logger,
       config,
     );

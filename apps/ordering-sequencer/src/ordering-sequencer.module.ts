@@ -17,9 +17,9 @@ export class OrderingSequencerModule {
         { provide: SERVICE_CONTEXT, useValue: context },
         {
           provide: WorkLedger,
-          useValue: new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS),
+          useValue: new WorkLedger(context.nats.js, context.nats.reads, context.config.SEQUENCER_PARTITIONS),
         },
-        { provide: ReleaseLog, useValue: new ReleaseLog(context.nats.js, context.nats.jsm) },
+        { provide: ReleaseLog, useValue: new ReleaseLog(context.nats.js, context.nats.reads) },
         {
           provide: SequencerStateStore,
           useValue: new SequencerStateStore(new JsonBucket(context.buckets.get(SEQUENCER_STATE_BUCKET.bucket)!)),

@@ -51,7 +51,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
     const kvs = new Map(
       await Promise.all(BUCKETS.map(async (spec) => [spec.bucket, await ensureBucket(handles.nc, spec, 1)] as const)),
     );
-    ledger = new WorkLedger(handles.js, handles.jsm, PARTITIONS);
+    ledger = new WorkLedger(handles.js, handles.reads, PARTITIONS);
     bucket = new JsonBucket(kvs.get(SEQUENCER_STATE_BUCKET.bucket)!);
   });
 
@@ -60,7 +60,10 @@ describe('sequencer replicas: state from the log, the same releases from every r
     await nats?.cleanup();
   });
 
-  function replica(store: SequencerStateStore, releaseLog = new ReleaseLog(handles.js, handles.jsm)): SequencerService {
+  function replica(
+    store: SequencerStateStore,
+    releaseLog = new ReleaseLog(handles.js, handles.reads),
+  ): SequencerService {
     const config = loadConfig({ NATS_URL: nats.url, SEQUENCER_PARTITIONS: String(PARTITIONS) });
     const logger = createLogger({
       service: 'sequencer-test',
@@ -283,7 +286,7 @@ describe('sequencer replicas: state from the log, the same releases from every r
         if (failures-- > 0) throw new BrokerUnavailableError(new Error('broker away'));
         return super.publish(partitionOf, release);
       }
-    })(handles.js, handles.jsm);
+    })(handles.js, handles.reads);
     const b = replica(new SequencerStateStore(bucket), flaky);
     const first = await end(1);
     await expect(b.apply(partition, first.event, first.seq, 9)).rejects.toThrow(BrokerUnavailableError);

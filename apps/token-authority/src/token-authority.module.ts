@@ -19,7 +19,7 @@ export class TokenAuthorityModule {
   /** The composition root: stores built from the broker handles, services from the stores. */
   static register(context: ServiceContext, clock: Clock = new Clock()): DynamicModule {
     const bucket = (name: string) => new JsonBucket<never>(context.buckets.get(name)!);
-    const ledger = new WorkLedger(context.nats.js, context.nats.jsm, context.config.SEQUENCER_PARTITIONS);
+    const ledger = new WorkLedger(context.nats.js, context.nats.reads, context.config.SEQUENCER_PARTITIONS);
     return {
       module: TokenAuthorityModule,
       controllers: [ConversationsController, WorkItemsController, ApiKeysController],

@@ -45,7 +45,7 @@ export class ToolDispatcherModule {
     const metrics = new DispatchMetrics(context.metrics);
     const limit = new ConcurrencyLimit(config.DISPATCHER_MAX_CONCURRENCY, (active) => metrics.setInFlight(active));
     const http = UndiciToolHttpClient.create({ resolver, allowPrivateNetworks }, limit);
-    const ledger = new WorkLedger(nats.js, nats.jsm, config.SEQUENCER_PARTITIONS);
+    const ledger = new WorkLedger(nats.js, nats.reads, config.SEQUENCER_PARTITIONS);
     return {
       module: ToolDispatcherModule,
       controllers: [ToolInvocationsController],

@@ -108,10 +108,12 @@ export async function startService(definition: ServiceDefinition, options: Start
     ...(config.OTEL_BSP_SCHEDULE_DELAY !== undefined ? { scheduledDelayMs: config.OTEL_BSP_SCHEDULE_DELAY } : {}),
   });
   const readiness = new Readiness();
-  const nats = await connectNats(config.NATS_URL, definition.name, {
-    user: config.NATS_USER,
-    pass: config.NATS_PASSWORD,
-  });
+  const nats = await connectNats(
+    config.NATS_URL,
+    definition.name,
+    { user: config.NATS_USER, pass: config.NATS_PASSWORD },
+    config.STREAM_REPLICAS > 1,
+  );
   watchConnection(nats, readiness, logger, metrics);
   await Promise.all(STREAMS.map((spec) => ensureStream(nats.jsm, spec, config.STREAM_REPLICAS)));
   const buckets = new Map<string, KV>();

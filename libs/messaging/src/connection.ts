@@ -1,12 +1,15 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { StreamReads } from './stream-reads.js';
 
 /** A service's handles on the broker, opened once at boot. */
 export interface NatsHandles {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** Reads that see every acknowledged write (from the stream leader when streams are replicated). */
+  reads: StreamReads;
 }
 
 /**
@@ -17,6 +20,8 @@ export async function connectNats(
   servers: string,
   name: string,
   credentials: { user?: string; pass?: string } = {},
+  /** Streams are replicated (STREAM_REPLICAS > 1): reads go to their leaders. */
+  replicated = false,
 ): Promise<NatsHandles> {
   const nc = await connect({
     servers: servers.split(',').map((server) => server.trim()),
@@ -33,5 +38,5 @@ export async function connectNats(
   // JetStream API calls fail fast while the broker is away; callers map that to 503.
   const js = jetstream(nc, { timeout: 5_000 });
   const jsm = await jetstreamManager(nc, { timeout: 5_000 });
-  return { nc, js, jsm };
+  return { nc, js, jsm, reads: new StreamReads(jsm, replicated) };
 }

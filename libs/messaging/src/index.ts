@@ -18,3 +18,4 @@ export { KeyedSerialQueue } from './keyed-serial-queue.js';
 export { CheckpointTracker } from './checkpoint-tracker.js';
 export { ReleaseLog } from './release-log.js';
 export { HeaderRpcServer, type HeaderRpcHandler, type RpcHeaders } from './header-rpc-server.js';
+export { StreamReads, isMessageNotFound, type MessageQuery } from './stream-reads.js';

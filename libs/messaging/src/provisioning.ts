@@ -43,6 +43,10 @@ export async function ensureBucket(nc: NatsConnection, spec: BucketSpec, replica
     ttl: spec.ttlMs,
     replicas,
     storage: StorageType.File,
+    // A follower may answer a direct get before it has the latest write; replicated
+    // buckets are read from their leader (a work item record must be there once its
+    // token is out; a snapshot must be the last one saved). See StreamReads.
+    allow_direct: replicas === 1,
   });
 }
 

@@ -1,13 +1,14 @@
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import { RELEASE_STREAM, releaseMsgId, releaseSubject, type ReleaseMessage } from '@backchannel/contracts';
 import { BrokerUnavailableError } from './errors.js';
 import { decodeJson, encodeJson } from './json.js';
+import type { StreamReads } from './stream-reads.js';
 
 /** Publishes releases (stream BC_RELEASES) with a deterministic id per conversation and index. */
 export class ReleaseLog {
   constructor(
     private readonly js: JetStreamClient,
-    private readonly jsm?: JetStreamManager,
+    private readonly reads?: StreamReads,
   ) {}
 
   async publish(partition: number, release: ReleaseMessage): Promise<void> {
@@ -26,40 +27,20 @@ export class ReleaseLog {
    * starting at stream sequence `fromSeq`: to fill a gap a skipped delivery left.
    */
   async *releasesOf(partition: number, conversationId: string, fromSeq = 1): AsyncGenerator<ReleaseMessage> {
-    if (!this.jsm) throw new Error('ReleaseLog needs a JetStreamManager to read');
+    if (!this.reads) throw new Error('ReleaseLog needs StreamReads to read');
     const subject = releaseSubject(partition, conversationId);
     for (let seq = fromSeq; ;) {
-      let found;
-      try {
-        found = await this.jsm.direct.getMessage(RELEASE_STREAM.name, { seq, next_by_subj: subject });
-      } catch (error) {
-        if (isNotFound(error)) return;
-        throw new BrokerUnavailableError(error);
-      }
+      const found = await this.reads.get(RELEASE_STREAM.name, { seq, next_by_subj: subject });
       if (!found) return;
       yield decodeJson<ReleaseMessage>(found.data);
       seq = found.seq + 1;
     }
   }
 
-  /** The highest `release_index` published for a conversation, 0 when none (one direct get of a literal subject). */
+  /** The highest `release_index` published for a conversation, 0 when none (one read of a literal subject). */
   async lastIndex(partition: number, conversationId: string): Promise<number> {
-    if (!this.jsm) throw new Error('ReleaseLog needs a JetStreamManager to read');
-    try {
-      const last = await this.jsm.direct.getMessage(RELEASE_STREAM.name, {
-        last_by_subj: releaseSubject(partition, conversationId),
-      });
-      return last ? decodeJson<ReleaseMessage>(last.data).release_index : 0;
-    } catch (error) {
-      if (isNotFound(error)) return 0;
-      throw new BrokerUnavailableError(error);
-    }
+    if (!this.reads) throw new Error('ReleaseLog needs StreamReads to read');
+    const last = await this.reads.get(RELEASE_STREAM.name, { last_by_subj: releaseSubject(partition, conversationId) });
+    return last ? decodeJson<ReleaseMessage>(last.data).release_index : 0;
   }
-}
-
-function isNotFound(error: unknown): boolean {
-  const code = (error as { code?: number }).code;
-  return (
-    code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message))
-  );
 }

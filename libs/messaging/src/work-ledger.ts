@@ -1,4 +1,4 @@
-import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, StoredMsg } from '@nats-io/jetstream';
 import {
   WORK_STREAM,
   conversationLogSubject,
@@ -15,6 +15,7 @@ import {
 } from '@backchannel/contracts';
 import { BrokerUnavailableError, isWrongLastSequence } from './errors.js';
 import { decodeJson, encodeJson } from './json.js';
+import type { StreamReads } from './stream-reads.js';
 
 /** A message read back from the work log. */
 export interface Stored<T> {
@@ -42,7 +43,7 @@ export type EndResult =
 export class WorkLedger {
   constructor(
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
+    private readonly reads: StreamReads,
     readonly partitions: number,
   ) {}
 
@@ -93,13 +94,8 @@ export class WorkLedger {
 
   /** Reads one stored message by stream sequence (a deduplicated append's original). */
   async readAt<T>(seq: number): Promise<Stored<T> | null> {
-    try {
-      const message = await this.jsm.direct.getMessage(WORK_STREAM.name, { seq });
-      return message ? toStored<T>(message) : null;
-    } catch (error) {
-      if (isMessageNotFound(error)) return null;
-      throw new BrokerUnavailableError(error);
-    }
+    const message = await this.reads.get(WORK_STREAM.name, { seq });
+    return message ? toStored<T>(message) : null;
   }
 
   /** The end of a work item, or null while it is pending. */
@@ -178,33 +174,16 @@ export class WorkLedger {
   }
 
   private async readNext<T>(subject: string, fromSeq: number): Promise<Stored<T> | null> {
-    try {
-      const message = await this.jsm.direct.getMessage(WORK_STREAM.name, { seq: fromSeq, next_by_subj: subject });
-      return message ? toStored<T>(message) : null;
-    } catch (error) {
-      if (isMessageNotFound(error)) return null;
-      throw new BrokerUnavailableError(error);
-    }
+    const message = await this.reads.get(WORK_STREAM.name, { seq: fromSeq, next_by_subj: subject });
+    return message ? toStored<T>(message) : null;
   }
 
   private async readLast<T>(subject: string): Promise<Stored<T> | null> {
-    try {
-      const message = await this.jsm.direct.getMessage(WORK_STREAM.name, { last_by_subj: subject });
-      return message ? toStored<T>(message) : null;
-    } catch (error) {
-      if (isMessageNotFound(error)) return null;
-      throw new BrokerUnavailableError(error);
-    }
+    const message = await this.reads.get(WORK_STREAM.name, { last_by_subj: subject });
+    return message ? toStored<T>(message) : null;
   }
 }
 
 function toStored<T>(message: StoredMsg): Stored<T> {
   return { seq: message.seq, event: decodeJson<T>(message.data), storedAt: message.time };
-}
-
-function isMessageNotFound(error: unknown): boolean {
-  const code = (error as { code?: number }).code;
-  return (
-    code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message))
-  );
 }

@@ -1,6 +1,13 @@
-import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, StoredMsg } from '@nats-io/jetstream';
 import { TRANSCRIPT_STREAM, transcriptSubject, type TranscriptRecord } from '@backchannel/contracts';
-import { BrokerUnavailableError, decodeJson, encodeJson, isWrongLastSequence } from '@backchannel/messaging';
+import {
+  BrokerUnavailableError,
+  decodeJson,
+  encodeJson,
+  isWrongLastSequence,
+  type MessageQuery,
+  type StreamReads,
+} from '@backchannel/messaging';
 
 /** A transcript entry as read back: the record and where it sits in the stream. */
 export interface TranscriptEntry {
@@ -21,7 +28,7 @@ export type TranscriptAppend = { ok: true; seq: number; duplicate: boolean } | {
 export class TranscriptStore {
   constructor(
     private readonly js: JetStreamClient,
-    private readonly jsm: JetStreamManager,
+    private readonly reads: StreamReads,
   ) {}
 
   /** The last entry of a conversation's transcript, or null when it is empty. */
@@ -53,27 +60,13 @@ export class TranscriptStore {
     }
   }
 
-  private async get(
-    query: { last_by_subj: string } | { seq: number; next_by_subj?: string },
-  ): Promise<TranscriptEntry | null> {
-    try {
-      const message = await this.jsm.direct.getMessage(TRANSCRIPT_STREAM.name, query);
-      return message ? toEntry(message) : null;
-    } catch (error) {
-      if (isMessageNotFound(error)) return null;
-      throw new BrokerUnavailableError(error);
-    }
+  private async get(query: MessageQuery): Promise<TranscriptEntry | null> {
+    const message = await this.reads.get(TRANSCRIPT_STREAM.name, query);
+    return message ? toEntry(message) : null;
   }
 }
 
 function toEntry(message: StoredMsg): TranscriptEntry {
   const msgId = message.header?.get('Nats-Msg-Id');
   return { seq: message.seq, record: decodeJson<TranscriptRecord>(message.data), ...(msgId ? { msgId } : {}) };
-}
-
-function isMessageNotFound(error: unknown): boolean {
-  const code = (error as { code?: number }).code;
-  return (
-    code === 404 || code === 10037 || /no message found|message not found/i.test(String((error as Error)?.message))
-  );
 }
