@@ -48,19 +48,19 @@ describe('defects found by the endpoint fuzzing', () => {
 
   // KNOWN_DEFECTS.encodedPaths: the onRequest hook of libs/http/src/service-runtime.ts checks
   // `request.url.startsWith('/internal/')`, but the router decodes %69 and routes the request.
-  it.failing('an internal route spelled /%69nternal/… still needs the bearer token (token authority)', async () => {
+  it('an internal route spelled /%69nternal/… still needs the bearer token (token authority)', async () => {
     const created = await http('POST', `${tokenAuthority}/%69nternal/v1/api-keys`, { body: { tenant_id: 'tenant-x' } });
     expectError(created, 401, ERROR_CODE.unauthorized);
   });
 
-  it.failing('an internal route spelled /%69nternal/… still needs the bearer token (tool dispatcher)', async () => {
+  it('an internal route spelled /%69nternal/… still needs the bearer token (tool dispatcher)', async () => {
     const invoked = await http('POST', `${dispatcher}/%69nternal/v1/tool-invocations`, { body: {} });
     expectError(invoked, 401, ERROR_CODE.unauthorized);
   });
 
   // KNOWN_DEFECTS.encodedPaths: the ingress refuses non-JSON media types in a preValidation
   // hook keyed on `request.url.startsWith('/api/v1/webhooks/')` (apps/callback-ingress/src/ingress-http.ts).
-  it.failing('a callback path spelled /api/%76%31/… still refuses a form body', async () => {
+  it('a callback path spelled /api/%76%31/… still refuses a form body', async () => {
     await platform.openConversation('found-form');
     const item = await platform.register('found-form', { ordered: false, timeout_ms: 3_600_000 });
     const posted = await http('POST', `${ingress}/api/%76%31/webhooks/${item.work_item_id}`, {
@@ -73,7 +73,7 @@ describe('defects found by the endpoint fuzzing', () => {
 
   // KNOWN_DEFECTS.encodedPaths: both rate limits' allowList is keyed on request.url
   // (apps/callback-ingress/src/ingress-http.ts, apps/conversation-injector/src/injector-http.ts).
-  it.failing('the per-source callback rate limit counts every spelling of the path', async () => {
+  it('the per-source callback rate limit counts every spelling of the path', async () => {
     const statuses: number[] = [];
     for (let n = 0; n < RATE_LIMIT * 3; n++) {
       const posted = await http('POST', `${ingress}/%61pi/v1/webhooks/wi_01M8Y00DG7005Z27BMH312N8M5`, {
@@ -85,7 +85,7 @@ describe('defects found by the endpoint fuzzing', () => {
     expect(statuses).toContain(429);
   });
 
-  it.failing('the tenant API rate limit counts every spelling of the path', async () => {
+  it('the tenant API rate limit counts every spelling of the path', async () => {
     const statuses: number[] = [];
     for (let n = 0; n < RATE_LIMIT * 3; n++) {
       const listed = await http('GET', `${injector}/%61pi/v1/conversations/found-rate/messages`, {
@@ -98,7 +98,7 @@ describe('defects found by the endpoint fuzzing', () => {
 
   // KNOWN_DEFECTS.formBodies: Nest registers an application/x-www-form-urlencoded parser;
   // the platform API is JSON (CONTRACT.md §2), and only the ingress refuses forms.
-  it.failing('the token authority refuses a form-encoded body', async () => {
+  it('the token authority refuses a form-encoded body', async () => {
     const created = await http('POST', `${tokenAuthority}/internal/v1/api-keys`, {
       rawBody: 'tenant_id=tenant-form',
       headers: { authorization: `Bearer ${INTERNAL_TOKEN}`, 'content-type': 'application/x-www-form-urlencoded' },
@@ -108,7 +108,7 @@ describe('defects found by the endpoint fuzzing', () => {
 
   // KNOWN_DEFECTS.prototypeNames: class-validator's whitelist finds `toString` & co. on
   // Object.prototype, so forbidNonWhitelisted lets them through (libs/http/src/validation.ts).
-  it.failing('an unknown field named toString is refused like any unknown field', async () => {
+  it('an unknown field named toString is refused like any unknown field', async () => {
     const opened = await http('POST', `${tokenAuthority}/internal/v1/conversations`, {
       internal: true,
       body: { conversation_id: 'found-proto', tenant_id: 'tenant-a', toString: 'x' },
@@ -120,7 +120,7 @@ describe('defects found by the endpoint fuzzing', () => {
   // KNOWN_DEFECTS.errorEchoesUrl: Fastify's router refuses a parameter longer than 100
   // characters, and the frameworkErrors handler of libs/http/src/service-runtime.ts puts its
   // message, which quotes the raw URL, in `detail` (CONTRACT.md §5: no error holds a key).
-  it.failing('a refused path does not echo an API key put in it', async () => {
+  it('a refused path does not echo an API key put in it', async () => {
     const created = await http('POST', `${tokenAuthority}/internal/v1/api-keys`, {
       internal: true,
       body: { tenant_id: 'tenant-echo' },

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '@backchannel/contracts';
-import { securityHeaders, type ServiceContext } from '@backchannel/http';
+import { isRouteUnder, securityHeaders, type ServiceContext } from '@backchannel/http';
 import { invalidToken } from './callbacks/callbacks.service.js';
 
 const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
@@ -12,22 +12,12 @@ const WEBHOOKS_PREFIX = '/api/v1/webhooks/';
  * parsing so 413/415/400 win over 429, as the precedence of CONTRACT.md §3 requires.
  */
 export async function configureIngressHttp(fastify: FastifyInstance, context: ServiceContext): Promise<void> {
-  fastify.removeContentTypeParser(['text/plain']);
-  // Any other media type is still read, within the body limit, before it is refused: an
-  // oversized body is 413 whatever its type, declared or chunked (413 precedes 415).
+  // Only JSON has a parser (libs/http/src/service-runtime.ts); any other media type is
+  // still read, within the body limit, before it is refused: an oversized body is 413
+  // whatever its type, declared or chunked (413 precedes 415).
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) =>
     done(unsupportedMediaType(), undefined),
   );
-  // Nest also registers a form parser (application/x-www-form-urlencoded), which would
-  // turn `result=1` into a result: a callback body is JSON or it is refused with 415.
-  fastify.addHook('preValidation', (request, _reply, done) => {
-    const type = request.headers['content-type'];
-    if (request.url.startsWith(WEBHOOKS_PREFIX) && type !== undefined && !isJsonMediaType(type)) {
-      done(unsupportedMediaType());
-    } else {
-      done();
-    }
-  });
   const headers = securityHeaders();
   fastify.addHook('onRequest', (_request, reply, done) => {
     void reply.headers(headers);
@@ -39,7 +29,7 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
     max: context.config.INGRESS_RATE_LIMIT_PER_SOURCE,
     timeWindow: 1_000,
     keyGenerator: (request) => request.ip,
-    allowList: (request) => !request.url.startsWith(WEBHOOKS_PREFIX),
+    allowList: (request) => !isRouteUnder(request, WEBHOOKS_PREFIX),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: {
       'x-ratelimit-limit': false,
@@ -60,8 +50,4 @@ export async function configureIngressHttp(fastify: FastifyInstance, context: Se
 
 function unsupportedMediaType(): ApiError {
   return new ApiError('unsupported_media_type', 'the body must be application/json');
-}
-
-function isJsonMediaType(contentType: string): boolean {
-  return contentType.split(';')[0].trim().toLowerCase() === 'application/json';
 }

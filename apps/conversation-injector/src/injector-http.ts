@@ -2,7 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ApiError, CONTRACT_HEADERS } from '@backchannel/contracts';
-import type { ServiceContext } from '@backchannel/http';
+import { isRouteUnder, type ServiceContext } from '@backchannel/http';
 import { rateLimitKeyOf, retryAfterSeconds } from './access/rate-limit-key.js';
 import { TenantAccess } from './access/tenant-access.service.js';
 
@@ -29,7 +29,7 @@ export async function configureInjectorHttp(
     max: context.config.INJECTOR_RATE_LIMIT_PER_KEY,
     timeWindow: 1_000,
     keyGenerator: (request) => rateLimitKeyOf(() => access.authenticate(request.headers.authorization), request.ip),
-    allowList: (request) => !request.url.startsWith(TENANT_API_PREFIX),
+    allowList: (request) => !isRouteUnder(request, TENANT_API_PREFIX),
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: {
       'x-ratelimit-limit': false,

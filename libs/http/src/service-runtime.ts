@@ -21,6 +21,7 @@ import { sendError } from './error-rendering.js';
 import { HealthController } from './health.controller.js';
 import { INTERNAL_PREFIX, internalAuthCheck } from './internal-auth.js';
 import { Readiness } from './readiness.js';
+import { isRouteUnder } from './route-prefix.js';
 import { traceRequests } from './request-trace.js';
 import { LOGGER, NATS_HANDLES } from './tokens.js';
 import { randomUUID } from 'node:crypto';
@@ -131,18 +132,23 @@ export async function startService(definition: ServiceDefinition, options: Start
       // hook below answers those requests instead (CONTRACT.md §5, §8).
       return503OnClosing: false,
       // Requests too malformed to reach a route still get the envelope (CONTRACT.md §5).
-      frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) =>
-        sendError(reply, request, new ApiError('invalid_request', `malformed request: ${error.message}`)),
+      // The detail is ours, never the router's message: that one quotes the raw URL, which
+      // may hold anything a client put there, a key included (CONTRACT.md §5).
+      frameworkErrors: (_error: Error, request: FastifyRequest, reply: FastifyReply) =>
+        sendError(reply, request, new ApiError('invalid_request', 'the request URL could not be routed')),
       clientErrorHandler: answerMalformedConnection,
     }),
-    { logger: new NestPinoLogger(logger), abortOnError: false },
+    // Nest's body parsers would add application/x-www-form-urlencoded: every API here is
+    // JSON (CONTRACT.md §2–§4), so only Fastify's JSON parser stays; other types are 415.
+    { logger: new NestPinoLogger(logger), abortOnError: false, bodyParser: false },
   );
   const fastify = app.getHttpAdapter().getInstance();
+  fastify.removeContentTypeParser(['text/plain']);
   traceRequests(fastify, logger, tracing);
   const checkInternalAuth = internalAuthCheck(config.INTERNAL_API_TOKEN);
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
-    if (request.url.startsWith(INTERNAL_PREFIX)) checkInternalAuth(request.headers.authorization);
+    if (isRouteUnder(request, INTERNAL_PREFIX)) checkInternalAuth(request.headers.authorization);
   });
   // Shutting down: no answer leaves a keep-alive connection open behind it.
   fastify.addHook('onSend', async (_request, reply) => {

@@ -1,4 +1,3 @@
-import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayMinSize,
@@ -12,8 +11,8 @@ import {
   MaxLength,
   Min,
   MinLength,
-  ValidateNested,
 } from 'class-validator';
+import { NestedDto } from '@backchannel/http';
 import {
   MAX_MESSAGE_CONTENT_LENGTH,
   MAX_PROGRESS_ID_LENGTH,
@@ -54,8 +53,7 @@ export class CallbackErrorDto {
 
   @IsOptional()
   @IsObject({ message: 'meta must be an object' })
-  @ValidateNested()
-  @Type(() => ErrorMetaDto)
+  @NestedDto(() => ErrorMetaDto)
   meta?: ErrorMetaDto;
 }
 
@@ -65,15 +63,13 @@ export class ErrorsBodyDto {
   @ArrayMaxSize(20, { message: 'errors must hold at most 20 errors' })
   // Without it, `[[{…}]]` passes: ValidateNested validates the inner array's objects.
   @IsObject({ each: true, message: 'each error must be an object' })
-  @ValidateNested({ each: true })
-  @Type(() => CallbackErrorDto)
+  @NestedDto(() => CallbackErrorDto, { each: true })
   errors!: CallbackErrorDto[];
 }
 
 export class LlmBodyDto {
   @IsObject({ message: 'message must be an object' })
-  @ValidateNested()
-  @Type(() => LlmMessageDto)
+  @NestedDto(() => LlmMessageDto)
   message!: LlmMessageDto;
 }
 
@@ -100,7 +96,6 @@ export class ProgressDto {
 
 export class ProgressBodyDto {
   @IsObject({ message: 'progress must be an object' })
-  @ValidateNested()
-  @Type(() => ProgressDto)
+  @NestedDto(() => ProgressDto)
   progress!: ProgressDto;
 }

@@ -1,15 +1,5 @@
-import { Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  ArrayMinSize,
-  IsArray,
-  IsIn,
-  IsObject,
-  IsString,
-  MaxLength,
-  MinLength,
-  ValidateNested,
-} from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsObject, IsString, MaxLength, MinLength } from 'class-validator';
+import { NestedDto } from '@backchannel/http';
 import { MAX_MESSAGES_PER_ADD, MAX_MESSAGE_CONTENT_LENGTH } from '@backchannel/contracts';
 
 export const API_ROLES = ['system', 'user'] as const;
@@ -34,7 +24,6 @@ export class AddMessagesDto {
   @ArrayMinSize(1, { message: 'messages must hold at least one message' })
   @ArrayMaxSize(MAX_MESSAGES_PER_ADD, { message: `messages must hold at most ${MAX_MESSAGES_PER_ADD} messages` })
   @IsObject({ each: true, message: 'each message must be an object' })
-  @ValidateNested({ each: true })
-  @Type(() => NewMessageDto)
+  @NestedDto(() => NewMessageDto, { each: true })
   messages!: NewMessageDto[];
 }

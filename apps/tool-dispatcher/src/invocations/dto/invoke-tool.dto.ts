@@ -1,4 +1,3 @@
-import { Type } from 'class-transformer';
 import {
   IsBoolean,
   IsIn,
@@ -11,8 +10,8 @@ import {
   MaxLength,
   Min,
   MinLength,
-  ValidateNested,
 } from 'class-validator';
+import { NestedDto } from '@backchannel/http';
 import {
   DELIVERIES,
   EXTERNAL_ID_PATTERN,
@@ -73,8 +72,7 @@ export class InvokeToolDto {
   call_control_id!: string;
 
   @IsObject({ message: 'tool must be an object' })
-  @ValidateNested()
-  @Type(() => ToolDto)
+  @NestedDto(() => ToolDto)
   tool!: ToolDto;
 
   @IsObject({ message: 'arguments must be an object' })
