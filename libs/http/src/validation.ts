@@ -49,9 +49,10 @@ function toInstance<T extends object>(dto: DtoClass<T>, plain: Record<string, un
   if (stray !== undefined) {
     throw new ApiError('invalid_request', `${stray} is not allowed`, { pointer: `${pointer}/${escapePointer(stray)}` });
   }
-  const instance = Object.create(dto.prototype) as T;
+  const prototype = dto.prototype as object;
+  const instance = Object.create(prototype) as T;
   for (const [key, value] of Object.entries(plain)) {
-    const nested = Reflect.getMetadata(NESTED_DTO, dto.prototype, key) as (() => DtoClass) | undefined;
+    const nested = Reflect.getMetadata(NESTED_DTO, prototype, key) as (() => DtoClass) | undefined;
     const here = `${pointer}/${escapePointer(key)}`;
     const converted = nested ? toNested(nested(), value, here) : value;
     // defineProperty, not assignment: no setter or accessor of the prototype is ever run.
@@ -62,7 +63,9 @@ function toInstance<T extends object>(dto: DtoClass<T>, plain: Record<string, un
 
 function toNested(dto: DtoClass, value: unknown, pointer: string): unknown {
   if (Array.isArray(value)) {
-    return value.map((item, index) => (isPlainObject(item) ? toInstance(dto, item, `${pointer}/${index}`) : item));
+    return (value as unknown[]).map((item, index) =>
+      isPlainObject(item) ? toInstance(dto, item, `${pointer}/${index}`) : item,
+    );
   }
   // Anything else stays as it is, for the field's own checks (IsObject) to refuse.
   return isPlainObject(value) ? toInstance(dto, value, pointer) : value;
