@@ -2,7 +2,7 @@ import { connect as tcpConnect } from 'node:net';
 import { Pool } from 'undici';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { API_SUBJECTS, ERROR_CODES, isErrorCode } from '@backchannel/contracts';
-import { knownDefectOf, type FuzzCase, type HttpCase, type NatsCase } from './fuzz-values.js';
+import type { FuzzCase, HttpCase, NatsCase } from './fuzz-values.js';
 
 /** What came back: an HTTP status and body, a NATS reply, or nothing (the connection closed). */
 export interface Answer {
@@ -258,7 +258,15 @@ export interface FuzzFigures {
   envelope_violations: number;
 }
 
-/** Counts of one run, with a few examples of every kind of violation for the report. */
+/** Most violating cases described in the report, and most of one kind in one family. */
+const MAX_EXAMPLES = 100;
+const MAX_EXAMPLES_PER_KIND_AND_FAMILY = 10;
+
+/**
+ * Counts of one run, and its violating cases for the report: every one is counted, by kind
+ * and by family, and the first ones are described as a reader reproduces them (within the
+ * bounds above, so that a flood of one kind cannot crowd out the rest).
+ */
 export class Tally {
   requests = 0;
   status5xx = 0;
@@ -268,16 +276,15 @@ export class Tally {
   controls = 0;
   readonly controlFailures: string[] = [];
   readonly byKind: Partial<Record<ViolationKind, number>> = {};
-  /** Violating cases by the KNOWN_DEFECTS entry their inputs touch ('none known' otherwise). */
-  readonly byKnownDefect: Record<string, number> = {};
-  /** Violations no KNOWN_DEFECTS entry explains, described in full. */
-  readonly unexplained: string[] = [];
+  /** Violating cases by family. */
+  readonly violationsByFamily: Record<string, number> = {};
   readonly byFamily: Record<string, number> = {};
   /** Answers by family and status (or NATS code). */
   readonly outcomes: Record<string, number> = {};
   /** Cases the HTTP client itself refused to send (not counted against the server). */
   readonly clientRefused: string[] = [];
   readonly examples: string[] = [];
+  private readonly examplesByKindAndFamily = new Map<string, number>();
   readonly writes: string[] = [];
   readonly crashNotes: string[] = [];
 
@@ -290,18 +297,15 @@ export class Tally {
       this.clientRefused.push(describeCase(fuzzCase, answer, verdict));
     if (verdict.kinds.length === 0) return;
     for (const kind of verdict.kinds) this.byKind[kind] = (this.byKind[kind] ?? 0) + 1;
-    const defect = knownDefectOf(fuzzCase) ?? 'none known';
-    this.byKnownDefect[defect] = (this.byKnownDefect[defect] ?? 0) + 1;
-    // The ones no known defect explains matter most: all of them are kept (up to a bound).
-    if (defect === 'none known' && this.unexplained.length < 30) {
-      this.unexplained.push(describeCase(fuzzCase, answer, verdict));
-    }
+    this.violationsByFamily[fuzzCase.family] = (this.violationsByFamily[fuzzCase.family] ?? 0) + 1;
     if (verdict.kinds.includes('status_5xx')) this.status5xx++;
     if (verdict.kinds.some((kind) => kind !== 'status_5xx')) this.envelopeViolations++;
-    const sameKind = this.examples.filter((example) =>
-      example.startsWith(`[${verdict.kinds.join(',')}] ${fuzzCase.family}`),
-    );
-    if (this.examples.length < 60 && sameKind.length < 4) this.examples.push(describeCase(fuzzCase, answer, verdict));
+    const kindAndFamily = `${verdict.kinds.join(',')} ${fuzzCase.family}`;
+    const described = this.examplesByKindAndFamily.get(kindAndFamily) ?? 0;
+    if (this.examples.length < MAX_EXAMPLES && described < MAX_EXAMPLES_PER_KIND_AND_FAMILY) {
+      this.examplesByKindAndFamily.set(kindAndFamily, described + 1);
+      this.examples.push(describeCase(fuzzCase, answer, verdict));
+    }
   }
 
   figures(): FuzzFigures {

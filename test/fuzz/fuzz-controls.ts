@@ -29,6 +29,9 @@ function expectAnswer(
   return `${name}: expected ${status}, got ${answer.status ?? answer.missing} ${answer.text.slice(0, 300)}`;
 }
 
+/** Free-form JSON keyed with the names of Object.prototype members: kept like any other. */
+const PROTOTYPE_KEYED = { constructor: 1, hasOwnProperty: 'x', toString: { valueOf: [1] } };
+
 export function controls(f: Fixtures, nats: (subject: string, body: unknown) => Promise<any>): Control[] {
   const internal = { authorization: `Bearer ${INTERNAL_TOKEN}`, 'content-type': 'application/json' };
   const tenant = { authorization: `Bearer ${f.keys.a.api_key}` };
@@ -78,7 +81,7 @@ export function controls(f: Fixtures, nats: (subject: string, body: unknown) => 
           'POST',
           '/internal/v1/conversations',
           internal,
-          JSON.stringify({ conversation_id: f.conversations.active, tenant_id: f.tenantA }),
+          JSON.stringify({ conversation_id: f.conversations.active, tenant_id: f.tenantA, metadata: PROTOTYPE_KEYED }),
         ),
         200,
         (b) => b?.state === 'active' && b.tenant_id === f.tenantA,
@@ -241,7 +244,7 @@ export function controls(f: Fixtures, nats: (subject: string, body: unknown) => 
             conversation_id: f.conversations.active,
             call_control_id: 'v3:control',
             tool: { url: 'http://10.1.2.3/tool', mode: 'async' },
-            arguments: {},
+            arguments: PROTOTYPE_KEYED,
           }),
         ),
         400,

@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { BUCKETS, LEASES_BUCKET, STREAMS } from '@backchannel/contracts';
+import { WorkLedger } from '@backchannel/messaging';
 import { eventually, type NatsServerHandle } from '@backchannel/testing';
 import { CALLBACK_INGRESS } from '../../apps/callback-ingress/src/callback-ingress.service-definition.js';
 import { CONVERSATION_INJECTOR } from '../../apps/conversation-injector/src/conversation-injector.service-definition.js';
@@ -114,6 +115,12 @@ export class FuzzMesh {
 
   port(service: FuzzService): number {
     return this.services[service].service.port;
+  }
+
+  /** The work log as the token authority reads it: what was stored for a conversation or an item. */
+  ledger(): WorkLedger {
+    const { nats, config } = this.services['token-authority'].service.context;
+    return new WorkLedger(nats.js, nats.reads, config.SEQUENCER_PARTITIONS);
   }
 
   async stop(): Promise<void> {

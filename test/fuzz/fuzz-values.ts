@@ -14,7 +14,9 @@ import type { FuzzService } from './fuzz-mesh.js';
  * (no `null` for optional fields: class-validator reads that as absent). And a template
  * that would be valid never goes out without a breaker; the dispatcher's template is
  * itself invalid (a private tool URL, refused while DISPATCHER_ALLOW_PRIVATE_NETWORKS is
- * false), so no fuzzed invocation can leave the machine.
+ * false), so no fuzzed invocation can leave the machine. Templates fill free-form JSON
+ * (`metadata`, `arguments`, a tool's `result`) with any keys, Object.prototype's member names
+ * among them (`freeFormObject`): valid there, so they must never be what a request fails on.
  */
 
 export interface HttpCase {
@@ -199,13 +201,26 @@ export function wrongType(
   return allowNull ? fc.oneof(...choices, fc.constant(null)) : fc.oneof(...choices);
 }
 
-/** A field name no request DTO declares. */
+/**
+ * The names of Object.prototype's members (constructor, toString, hasOwnProperty…), which a
+ * plain object seems to have: as request fields they are unknown like any other, and in
+ * free-form JSON they are keys like any other. `__proto__` is not among them: the JSON
+ * parser refuses a body holding it, or `constructor.prototype`, as malformed (see
+ * `poisonedFreeForm`).
+ */
+export const PROTOTYPE_NAMES = Object.getOwnPropertyNames(Object.prototype).filter((name) => name !== '__proto__');
+
+/**
+ * A field name no request DTO declares: refused like any other, whatever it is named,
+ * those of Object.prototype's members included.
+ */
 export const strayField = fc
   .oneof(
     fc.constantFrom('extra', 'Conversation_id', 'kind ', 'admin', 'state', 'work_item_id', 'token'),
+    fc.constantFrom(...PROTOTYPE_NAMES),
     fc.string({ minLength: 1, maxLength: 10 }),
   )
-  .filter((name) => !KNOWN_FIELDS.has(name) && !(name in Object.prototype));
+  .filter((name) => !KNOWN_FIELDS.has(name));
 const KNOWN_FIELDS = new Set([
   'conversation_id',
   'tenant_id',
@@ -231,6 +246,27 @@ const KNOWN_FIELDS = new Set([
   'errors',
   'progress',
 ]);
+
+const freeFormKey = fc.oneof(fc.constantFrom(...PROTOTYPE_NAMES), fc.string({ maxLength: 6 }));
+
+/**
+ * Free-form JSON objects, valid as they are (a conversation's `metadata`, an invocation's
+ * `arguments`, a tool callback's `result`): any keys, names of Object.prototype's members
+ * among them, at the top and one level down. The API keeps them exactly as parsed.
+ */
+export const freeFormObject: fc.Arbitrary<Record<string, unknown>> = fc
+  .dictionary(
+    freeFormKey,
+    fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.dictionary(freeFormKey, fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })),
+    { minKeys: 1, maxKeys: 4 },
+  )
+  .filter((value) => !poisoned(value) && JSON.stringify(value).length <= 2_000);
+
+/** Whether JSON `value` has a key the parser may refuse: `__proto__`, or `prototype` (refused under `constructor`). */
+function poisoned(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  return Object.entries(value).some(([key, child]) => key === '__proto__' || key === 'prototype' || poisoned(child));
+}
 
 /** Texts that are not JSON, or JSON with a flaw a strict parser refuses. */
 export const notJson = fc.oneof(
@@ -308,81 +344,41 @@ export const authBreaker = (secret: string, others: string[], statuses: readonly
   );
 
 /**
- * Defects this fuzzing found, reported and not fixed yet (docs/reliability.md, with their
- * pins in fuzz-findings.e2e-spec.ts). Inputs that show them are left out unless
- * `knownDefects` is on (`npm run fuzz` sends them; the CI profile does not, so `npm test`
- * stays meaningful). Delete an entry together with its fix.
- */
-export const KNOWN_DEFECTS = {
-  encodedPaths:
-    'a path with a percent-encoded unreserved character (/%69nternal/…, /api/%76%31/…) reaches its route, ' +
-    'but checks keyed on request.url skip it: internal auth, the ingress media type check, rate limits',
-  formBodies: 'the token authority parses application/x-www-form-urlencoded bodies (Nest registers a form parser)',
-  errorEchoesUrl:
-    'a path parameter past the router limit (100 characters) is answered 400 with the raw URL in `detail` ' +
-    '(libs/http/src/service-runtime.ts, frameworkErrors): a secret put in a path comes back',
-  prototypeNames:
-    'unknown fields named like Object.prototype members (toString, valueOf, constructor…) pass ' +
-    "validateDto's forbidNonWhitelisted (libs/http/src/validation.ts), where any other unknown field is a 400",
-} as const;
-
-/** Which known defect a case's inputs touch (for attributing violations), if any. */
-export function knownDefectOf(fuzzCase: FuzzCase): keyof typeof KNOWN_DEFECTS | undefined {
-  if (fuzzCase.kind === 'raw') return undefined;
-  if (fuzzCase.broken.some((axis) => /^a secret as the path id x[2-9]/.test(axis))) return 'errorEchoesUrl';
-  if (fuzzCase.broken.some((axis) => PROTOTYPE_NAMES.some((name) => axis === `stray field ${name}`))) {
-    return 'prototypeNames';
-  }
-  if (fuzzCase.kind === 'nats') return undefined;
-  if (/^\/%[0-9a-f]{2}|\/%76%31\//i.test(fuzzCase.path)) return 'encodedPaths';
-  if (fuzzCase.headers['content-type'] === 'application/x-www-form-urlencoded') return 'formBodies';
-  return undefined;
-}
-
-export interface FuzzOptions {
-  /** Also send the inputs of KNOWN_DEFECTS. */
-  knownDefects: boolean;
-}
-
-/**
  * Spellings of a path a router might take for the route's own: a percent-encoded letter,
  * another case, doubled or trailing slashes, dot segments, encoded separators. Whether a
  * variant reaches the route is the router's business; what matters is that no check keyed
  * on the path's spelling (auth, media type, rate limit) is skipped when it does.
  */
-const PATH_VARIANTS: { spell: (path: string) => string; encodesUnreserved?: true }[] = [
-  { spell: (p) => p.replace(/^\/(.)/, (_, c: string) => `/%${c.charCodeAt(0).toString(16)}`), encodesUnreserved: true },
-  { spell: (p) => p.replace('/v1/', '/%76%31/'), encodesUnreserved: true },
-  { spell: (p) => p.replace(/^\/([a-z]+)/, (_, first: string) => `/${first.toUpperCase()}`) },
-  { spell: (p) => `/${p}` },
-  { spell: (p) => p.replace(/^(\/[^/]+)\//, '$1//') },
-  { spell: (p) => `${p}/` },
-  { spell: (p) => p.replace(/^(\/[^/]+)\//, '$1/./') },
-  { spell: (p) => p.replace(/^(\/[^/]+)\//, '$1%2F') },
-  { spell: (p) => `${p};x=1` },
-  { spell: (p) => `${p}%00` },
-  { spell: (p) => `${p}%20` },
+const PATH_VARIANTS: ((path: string) => string)[] = [
+  (p) => p.replace(/^\/(.)/, (_, c: string) => `/%${c.charCodeAt(0).toString(16)}`),
+  (p) => p.replace('/v1/', '/%76%31/'),
+  (p) => p.replace(/^\/([a-z]+)/, (_, first: string) => `/${first.toUpperCase()}`),
+  (p) => `/${p}`,
+  (p) => p.replace(/^(\/[^/]+)\//, '$1//'),
+  (p) => `${p}/`,
+  (p) => p.replace(/^(\/[^/]+)\//, '$1/./'),
+  (p) => p.replace(/^(\/[^/]+)\//, '$1%2F'),
+  (p) => `${p};x=1`,
+  (p) => `${p}%00`,
+  (p) => `${p}%20`,
 ];
 
-const variants = (options: FuzzOptions) =>
-  fc.constantFrom(...PATH_VARIANTS.filter((variant) => options.knownDefects || !variant.encodesUnreserved));
-
 /** A path variant without the credentials: whatever routes it, the answer is 401 or 404 (or 400). */
-export const pathVariantBreaker = (options: FuzzOptions) =>
-  variants(options).map((variant) =>
-    breaker(
-      'path variant without credentials',
-      (d) => ({
-        path: variant.spell(d.path),
-        headers: { ...d.headers, authorization: undefined, 'x-callback-token': undefined },
-      }),
-      [400, 401, 404],
-    ),
-  );
+export const pathVariantBreaker = fc.constantFrom(...PATH_VARIANTS).map((spell) =>
+  breaker(
+    'path variant without credentials',
+    (d) => ({
+      path: spell(d.path),
+      headers: { ...d.headers, authorization: undefined, 'x-callback-token': undefined },
+    }),
+    [400, 401, 404],
+  ),
+);
 
 /** A path variant that keeps everything else: never an axis on its own, only applied beside a breaker. */
-export const pathVariantModifier = (options: FuzzOptions) =>
-  variants(options).map((variant): Breaker => (d) => ({ ...d, path: variant.spell(d.path), statuses: undefined }));
+export const pathVariantModifier = fc
+  .constantFrom(...PATH_VARIANTS)
+  .map((spell): Breaker => (d) => ({ ...d, path: spell(d.path), statuses: undefined }));
 
 /** A method the path has no route for (`routed`: the methods it has, HEAD with GET). */
 export const wrongMethod = (routed: string[]) =>
@@ -392,34 +388,33 @@ export const wrongMethod = (routed: string[]) =>
     .map((method) => breaker('method', () => ({ method }), [401, 404]));
 
 /** Content types other than JSON, with a body to match (a form body holds the template's fields). */
-export const contentTypeBreaker = (form: boolean) =>
-  fc
-    .constantFrom(
-      ...(form ? ['application/x-www-form-urlencoded'] : []),
-      'text/plain',
-      'text/json',
-      'application/xml',
-      'multipart/form-data; boundary=x',
-      'application/octet-stream',
-      'application/json-patch+json',
-      'application/jsonx',
-      'none',
-    )
-    .map((type) =>
-      breaker(`content-type ${type}`, (d) => {
-        const fields = objectBody(d);
-        const body =
-          type === 'application/x-www-form-urlencoded'
-            ? new URLSearchParams(
-                Object.entries(fields).map(([k, v]): [string, string] => [
-                  k,
-                  typeof v === 'string' ? v : JSON.stringify(v),
-                ]),
-              ).toString()
-            : (bodyText(d.body) ?? '{}');
-        return { headers: { ...d.headers, 'content-type': type === 'none' ? undefined : type }, body: { raw: body } };
-      }),
-    );
+export const contentTypeBreaker = fc
+  .constantFrom(
+    'application/x-www-form-urlencoded',
+    'text/plain',
+    'text/json',
+    'application/xml',
+    'multipart/form-data; boundary=x',
+    'application/octet-stream',
+    'application/json-patch+json',
+    'application/jsonx',
+    'none',
+  )
+  .map((type) =>
+    breaker(`content-type ${type}`, (d) => {
+      const fields = objectBody(d);
+      const body =
+        type === 'application/x-www-form-urlencoded'
+          ? new URLSearchParams(
+              Object.entries(fields).map(([k, v]): [string, string] => [
+                k,
+                typeof v === 'string' ? v : JSON.stringify(v),
+              ]),
+            ).toString()
+          : (bodyText(d.body) ?? '{}');
+      return { headers: { ...d.headers, 'content-type': type === 'none' ? undefined : type }, body: { raw: body } };
+    }),
+  );
 
 export const malformedBody = fc.oneof(
   notJson.map((raw) => breaker('body not JSON', () => ({ body: { raw } }))),
@@ -430,25 +425,30 @@ export const strayFieldBreaker = fc
   .tuple(strayField, fc.jsonValue({ maxDepth: 1 }))
   .map(([name, value]) => breaker(`stray field ${name}`, (d) => ({ body: { ...objectBody(d), [name]: value } })));
 
-/** Stray fields named like members of Object.prototype (KNOWN_DEFECTS.prototypeNames). */
-export const PROTOTYPE_NAMES = [
-  'toString',
-  'valueOf',
-  'constructor',
-  'hasOwnProperty',
-  'isPrototypeOf',
-  'toLocaleString',
-];
-export const prototypeFieldBreakers = (options: FuzzOptions): fc.Arbitrary<Breaker>[] =>
-  options.knownDefects
-    ? [
-        fc
-          .tuple(fc.constantFrom(...PROTOTYPE_NAMES), fc.jsonValue({ maxDepth: 1 }))
-          .map(([name, value]) =>
-            breaker(`stray field ${name}`, (d) => ({ body: { ...objectBody(d), [name]: value } })),
-          ),
-      ]
-    : [];
+/**
+ * A free-form field holding what the JSON parser refuses as prototype poisoning: a
+ * `__proto__` key, or `constructor.prototype`, at any depth. 400 (docs/architecture.md).
+ */
+export function poisonedFreeForm(field: string): fc.Arbitrary<Breaker> {
+  const mark = '\u0000poison';
+  return fc
+    .constantFrom(
+      '{"__proto__":{"x":1}}',
+      '{"a":1,"__proto__":null}',
+      '{"a":[{"__proto__":{}}]}',
+      '{"constructor":{"prototype":{"x":1}}}',
+      '{"a":{"constructor":{"prototype":null}}}',
+    )
+    .map((poison) =>
+      breaker(
+        `${field} ${poison}`,
+        (d) => ({
+          body: { raw: JSON.stringify({ ...objectBody(d), [field]: mark }).replace(JSON.stringify(mark), poison) },
+        }),
+        [400],
+      ),
+    );
+}
 
 export function missingField(fields: string[]): fc.Arbitrary<Breaker> {
   return fc.constantFrom(...fields).map((field) =>
@@ -520,12 +520,13 @@ export function invocationBody(conversationId: string): fc.Arbitrary<Record<stri
       url: fc.constantFrom(...PRIVATE_TOOL_URLS),
       mode: fc.constantFrom('async', 'sync'),
       timeout_ms: fc.option(fc.integer({ min: 3_000, max: 60_000 }), { nil: undefined }),
+      args: freeFormObject,
     })
-    .map(({ url, mode, timeout_ms }) => ({
+    .map(({ url, mode, timeout_ms, args }) => ({
       conversation_id: conversationId,
       call_control_id: 'v3:fuzz-call',
       tool: { url, mode, ...(timeout_ms !== undefined ? { timeout_ms } : {}) },
-      arguments: { city: 'Lyon' },
+      arguments: args,
     }));
 }
 

@@ -6,7 +6,6 @@ import {
   BASE64URL,
   type Breaker,
   type Draft,
-  type FuzzOptions,
   type HttpCase,
   anyText,
   authBreaker,
@@ -16,6 +15,7 @@ import {
   breaker,
   contentTypeBreaker,
   fieldBreaker,
+  freeFormObject,
   invocationBody,
   invocationBreakers,
   malformedBody,
@@ -27,8 +27,8 @@ import {
   outOfRange,
   pathVariantBreaker,
   pathVariantModifier,
+  poisonedFreeForm,
   printable,
-  prototypeFieldBreakers,
   strayField,
   strayFieldBreaker,
   freshExternalId,
@@ -52,16 +52,13 @@ interface Endpoint {
   breakers: fc.Arbitrary<Breaker>[];
 }
 
-function cases(endpoint: Endpoint, options: FuzzOptions): fc.Arbitrary<HttpCase> {
+function cases(endpoint: Endpoint): fc.Arbitrary<HttpCase> {
   return fc
     .tuple(
       endpoint.template,
       fc.array(fc.oneof(...endpoint.breakers), { minLength: 1, maxLength: 2 }),
       // One case in eight also spells its path another way.
-      fc.oneof(
-        { weight: 7, arbitrary: fc.constant(undefined) },
-        { weight: 1, arbitrary: pathVariantModifier(options) },
-      ),
+      fc.oneof({ weight: 7, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: pathVariantModifier }),
     )
     .map(([template, breakers, modifier]) => {
       const broken = breakers.reduce((current, apply) => apply(current), template);
@@ -103,21 +100,15 @@ function internalDraft(method: string, path: string, body?: unknown): Draft {
 }
 
 /** The HTTP families: every public, tenant and internal endpoint. */
-export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, fc.Arbitrary<HttpCase>> {
+export function httpFamilies(f: Fixtures): Record<string, fc.Arbitrary<HttpCase>> {
   const internalAuth = authBreaker(INTERNAL_TOKEN, [f.keys.a.api_key, f.items.pendingTool.token], [401]);
   const tenantAuth = authBreaker(
     f.keys.a.api_key,
     [f.keys.revoked.api_key, INTERNAL_TOKEN, f.items.pendingTool.token],
     [401],
   );
-  const internalCommon = (methods: string[]) => [internalAuth, pathVariantBreaker(options), wrongMethod(methods)];
-  const bodyCommon = [malformedBody, strayFieldBreaker, ...prototypeFieldBreakers(options), contentTypeBreaker(true)];
-  const taBodyCommon = [
-    malformedBody,
-    strayFieldBreaker,
-    ...prototypeFieldBreakers(options),
-    contentTypeBreaker(options.knownDefects),
-  ];
+  const internalCommon = (methods: string[]) => [internalAuth, pathVariantBreaker, wrongMethod(methods)];
+  const bodyCommon = [malformedBody, strayFieldBreaker, contentTypeBreaker];
   const c = f.conversations;
   const i = f.items;
 
@@ -125,23 +116,17 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
     {
       family: 'ta.conversations.open',
       service: 'token-authority',
-      template: fc
-        .tuple(
-          freshExternalId,
-          fc.option(fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }), {
-            nil: undefined,
-          }),
-        )
-        .map(([id, metadata]) =>
-          internalDraft('POST', '/internal/v1/conversations', {
-            conversation_id: id,
-            tenant_id: f.tenantA,
-            ...(metadata ? { metadata } : {}),
-          }),
-        ),
+      template: fc.tuple(freshExternalId, fc.option(freeFormObject, { nil: undefined })).map(([id, metadata]) =>
+        internalDraft('POST', '/internal/v1/conversations', {
+          conversation_id: id,
+          tenant_id: f.tenantA,
+          ...(metadata ? { metadata } : {}),
+        }),
+      ),
       breakers: [
         ...internalCommon(['POST']),
-        ...taBodyCommon,
+        ...bodyCommon,
+        poisonedFreeForm('metadata'),
         missingField(['conversation_id', 'tenant_id']),
         fieldBreaker('conversation_id', fc.oneof(badExternalId, wrongType('string', true))),
         fieldBreaker('tenant_id', fc.oneof(badExternalId, wrongType('string', true))),
@@ -184,12 +169,13 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         ...internalCommon(['POST']),
         notJson.map((raw) => breaker('body not JSON', () => ({ body: { raw } }), [400])),
         strayFieldBreaker,
-        ...prototypeFieldBreakers(options),
+        // The body is optional here, but one of another media type is refused all the same (415).
+        contentTypeBreaker,
         fieldBreaker('reason', fc.oneof(wrongType('string', false), fc.constant('r'.repeat(257)))),
         badExternalId
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/conversations/${seg(id)}/end` }), [400, 404])),
-        secretInPath(options, f.secrets, (id) => `/internal/v1/conversations/${seg(id)}/end`, [400, 404]),
+        secretInPath(f.secrets, (id) => `/internal/v1/conversations/${seg(id)}/end`, [400, 404]),
         unknownExternalId.map((id) =>
           breaker('state: unknown conversation', () => ({ path: `/internal/v1/conversations/${seg(id)}/end` }), [404]),
         ),
@@ -208,7 +194,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
       ),
       breakers: [
         ...internalCommon(['POST']),
-        ...taBodyCommon,
+        ...bodyCommon,
         missingField(['conversation_id', 'kind']),
         fieldBreaker('conversation_id', fc.oneof(badExternalId, wrongType('string', true))),
         fieldBreaker('kind', fc.oneof(fc.constantFrom('Tool', 'LLM', '', 'tool ', 'agent'), wrongType('string', true))),
@@ -239,7 +225,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('wi_', i.pendingTool.work_item_id, WORK_ITEM_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/work-items/${seg(id)}` }), [400, 404])),
-        secretInPath(options, f.secrets, (id) => `/internal/v1/work-items/${seg(id)}`, [400, 404]),
+        secretInPath(f.secrets, (id) => `/internal/v1/work-items/${seg(id)}`, [400, 404]),
         unknownWorkItemId.map((id) =>
           breaker('state: unknown work item', () => ({ path: `/internal/v1/work-items/${id}` }), [404]),
         ),
@@ -254,7 +240,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('wi_', i.victim.work_item_id, WORK_ITEM_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/work-items/${seg(id)}/cancel` }), [400, 404])),
-        secretInPath(options, f.secrets, (id) => `/internal/v1/work-items/${seg(id)}/cancel`, [400, 404]),
+        secretInPath(f.secrets, (id) => `/internal/v1/work-items/${seg(id)}/cancel`, [400, 404]),
         unknownWorkItemId.map((id) =>
           breaker('state: unknown work item', () => ({ path: `/internal/v1/work-items/${id}/cancel` }), [404]),
         ),
@@ -275,7 +261,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         .map((tenant) => internalDraft('POST', '/internal/v1/api-keys', { tenant_id: tenant })),
       breakers: [
         ...internalCommon(['POST']),
-        ...taBodyCommon,
+        ...bodyCommon,
         missingField(['tenant_id']),
         fieldBreaker('tenant_id', fc.oneof(badExternalId, wrongType('string', true))),
       ],
@@ -289,7 +275,7 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         badPrefixedId('key_', f.keys.victim.key_id, API_KEY_ID_PATTERN)
           .filter(routable)
           .map((id) => breaker('path id', () => ({ path: `/internal/v1/api-keys/${seg(id)}/revoke` }), [400, 404])),
-        secretInPath(options, f.secrets, (id) => `/internal/v1/api-keys/${seg(id)}/revoke`, [400, 404]),
+        secretInPath(f.secrets, (id) => `/internal/v1/api-keys/${seg(id)}/revoke`, [400, 404]),
         unknownKeyId.map((id) =>
           breaker('state: unknown key', () => ({ path: `/internal/v1/api-keys/${id}/revoke` }), [404]),
         ),
@@ -304,12 +290,12 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
         fc.constant(breaker('tool url private', () => ({}), [400])),
         ...internalCommon(['POST']),
         ...bodyCommon,
+        poisonedFreeForm('arguments'),
         ...invocationBreakers(),
       ],
     },
     tenantEndpoint(
       f,
-      options,
       'injector.messages.add',
       'POST',
       (id) => `/api/v1/conversations/${seg(id)}/messages`,
@@ -346,7 +332,6 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
     ),
     tenantEndpoint(
       f,
-      options,
       'injector.messages.list',
       'GET',
       (id) => `/api/v1/conversations/${seg(id)}/messages`,
@@ -366,47 +351,30 @@ export function httpFamilies(f: Fixtures, options: FuzzOptions): Record<string, 
           .map((query) => breaker('query', (d) => ({ path: `${d.path.split('?')[0]}?${query}` }), [400])),
       ],
     ),
-    tenantEndpoint(
-      f,
-      options,
-      'injector.events',
-      'GET',
-      (id) => `/api/v1/conversations/${seg(id)}/events`,
-      tenantAuth,
-      [
-        badQueryNumber
-          // Header values are trimmed, and an empty Last-Event-ID is no Last-Event-ID (EventSource).
-          .filter((value) => value.trim() !== '' && !/^\d{1,15}$/.test(value.trim()) && /^[\x20-\x7e]*$/.test(value))
-          .map((value) =>
-            breaker('last-event-id', (d) => ({ headers: { ...d.headers, 'last-event-id': value } }), [400]),
-          ),
-        badQueryNumber.map((value) =>
-          breaker(
-            'query after',
-            (d) => ({ path: `${d.path.split('?')[0]}?after=${encodeURIComponent(value)}` }),
-            [400],
-          ),
+    tenantEndpoint(f, 'injector.events', 'GET', (id) => `/api/v1/conversations/${seg(id)}/events`, tenantAuth, [
+      badQueryNumber
+        // Header values are trimmed, and an empty Last-Event-ID is no Last-Event-ID (EventSource).
+        .filter((value) => value.trim() !== '' && !/^\d{1,15}$/.test(value.trim()) && /^[\x20-\x7e]*$/.test(value))
+        .map((value) =>
+          breaker('last-event-id', (d) => ({ headers: { ...d.headers, 'last-event-id': value } }), [400]),
         ),
-      ],
-    ),
-    callbackEndpoint(f, options, false),
-    callbackEndpoint(f, options, true),
+      badQueryNumber.map((value) =>
+        breaker('query after', (d) => ({ path: `${d.path.split('?')[0]}?after=${encodeURIComponent(value)}` }), [400]),
+      ),
+    ]),
+    callbackEndpoint(f, false),
+    callbackEndpoint(f, true),
   ];
-  return Object.fromEntries(families.map((endpoint) => [endpoint.family, cases(endpoint, options)]));
+  return Object.fromEntries(families.map((endpoint) => [endpoint.family, cases(endpoint)]));
 }
 
 /**
- * A secret where an id belongs in the path, once or (KNOWN_DEFECTS.errorEchoesUrl) repeated
- * past the router's parameter limit: the refusal must not echo it (CONTRACT.md §5).
+ * A secret where an id belongs in the path, once or repeated past the router's parameter
+ * limit (100 characters): the refusal must not echo it (CONTRACT.md §5).
  */
-function secretInPath(
-  options: FuzzOptions,
-  secrets: string[],
-  pathOf: (id: string) => string,
-  statuses: readonly number[],
-) {
+function secretInPath(secrets: string[], pathOf: (id: string) => string, statuses: readonly number[]) {
   return fc
-    .tuple(fc.constantFrom(...secrets), fc.integer({ min: 1, max: options.knownDefects ? 3 : 1 }))
+    .tuple(fc.constantFrom(...secrets), fc.integer({ min: 1, max: 3 }))
     .map(([secret, times]) =>
       breaker(`a secret as the path id x${times}`, () => ({ path: pathOf(secret.repeat(times)) }), statuses),
     );
@@ -438,7 +406,6 @@ const badMessage = fc.oneof(
 
 function tenantEndpoint(
   f: Fixtures,
-  options: FuzzOptions,
   family: string,
   method: 'GET' | 'POST',
   pathOf: (conversationId: string) => string,
@@ -461,7 +428,7 @@ function tenantEndpoint(
     breakers: [
       ...own,
       tenantAuth,
-      pathVariantBreaker(options),
+      pathVariantBreaker,
       // GET and POST share the messages path; the events path has GET only.
       wrongMethod(family === 'injector.events' ? ['GET'] : ['GET', 'POST']),
       fc.constant(
@@ -472,7 +439,7 @@ function tenantEndpoint(
         ),
       ),
       badExternalId.filter(routable).map((id) => breaker('path id', () => ({ path: pathOf(id) }), [400, 404])),
-      secretInPath(options, f.secrets, pathOf, [400, 404]),
+      secretInPath(f.secrets, pathOf, [400, 404]),
       unknownExternalId.map((id) => breaker('state: unknown conversation', () => ({ path: pathOf(id) }), [404])),
     ],
   };
@@ -480,7 +447,7 @@ function tenantEndpoint(
 
 // ---- callbacks -------------------------------------------------------------------------------
 
-function callbackEndpoint(f: Fixtures, options: FuzzOptions, progress: boolean): Endpoint {
+function callbackEndpoint(f: Fixtures, progress: boolean): Endpoint {
   const i = f.items;
   const pathOf = (id: string) => `/api/v1/webhooks/${seg(id)}${progress ? '/progress' : ''}`;
   const validBody = (item: FixtureItem) =>
@@ -547,8 +514,12 @@ function callbackEndpoint(f: Fixtures, options: FuzzOptions, progress: boolean):
   return {
     family: progress ? 'ingress.progress' : 'ingress.callbacks',
     service: 'callback-ingress',
-    template: fc.constant(draftFor(i.pendingTool)),
+    // A tool's result is free-form JSON: the template's is any object (fuzz-values.ts).
+    template: progress
+      ? fc.constant(draftFor(i.pendingTool))
+      : freeFormObject.map((result) => ({ ...draftFor(i.pendingTool), body: { result } })),
     breakers: [
+      ...(progress ? [] : [poisonedFreeForm('result')]),
       badToken.map((token) =>
         breaker(
           'token',
@@ -562,18 +533,17 @@ function callbackEndpoint(f: Fixtures, options: FuzzOptions, progress: boolean):
       badPrefixedId('wi_', i.pendingTool.work_item_id, WORK_ITEM_ID_PATTERN)
         .filter(routable)
         .map((id) => breaker('path id', () => ({ path: pathOf(id) }), [401])),
-      secretInPath(options, f.secrets, pathOf, [401]),
+      secretInPath(f.secrets, pathOf, [401]),
       unknownWorkItemId.map((id) => breaker('unknown work item', () => ({ path: pathOf(id) }), [401])),
       badShape.map((body) => breaker('body shape', () => ({ body }), [400])),
       malformedBody,
       strayFieldBreaker,
-      ...prototypeFieldBreakers(options),
-      contentTypeBreaker(true),
+      contentTypeBreaker,
       fc
         .integer({ min: 70_000, max: 200_000 })
         .map((size) => breaker('body too large', () => ({ body: { result: 'x'.repeat(size) } }), [413])),
       wrongMethod(['POST']),
-      pathVariantBreaker(options),
+      pathVariantBreaker,
       fc.constant(
         breaker('state: cancelled item', () => ({ ...draftFor(i.cancelled), body: validBody(i.cancelled) }), [410]),
       ),

@@ -31,6 +31,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'invalid_request',
 };
 
+/** Fastify's JSON parser (secure-json-parse) refuses both with the same error. */
+const UNPARSABLE_BODY = 'the body is not valid JSON, or holds a __proto__ or constructor.prototype key';
+
 /** Any thrown value as a contract error. Unknown ones are logged (scrubbed) and become 500. */
 export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
   if (error instanceof ApiError) return error;
@@ -39,14 +42,16 @@ export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
       headers: { 'retry-after': '1' },
     });
   }
-  const fastifyCode = (error as { code?: string }).code;
+  // Nest hands a Fastify error (body parsing, limits) over wrapped in an HttpException.
+  const fastifyError = error instanceof HttpException && error.cause instanceof Error ? error.cause : error;
+  const fastifyCode = (fastifyError as { code?: string }).code;
   if (fastifyCode && FASTIFY_CODES[fastifyCode]) {
     const code = FASTIFY_CODES[fastifyCode];
-    const detail = code === 'invalid_request' ? 'the body is not valid JSON' : (error as Error).message;
+    const detail = code === 'invalid_request' ? UNPARSABLE_BODY : (fastifyError as Error).message;
     return new ApiError(code, detail, code === 'invalid_request' ? { pointer: '' } : {});
   }
   if (error instanceof SyntaxError || (error as { statusCode?: number }).statusCode === 400) {
-    return new ApiError('invalid_request', 'the body is not valid JSON', { pointer: '' });
+    return new ApiError('invalid_request', UNPARSABLE_BODY, { pointer: '' });
   }
   if (error instanceof HttpException) {
     const status = error.getStatus();

@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { API_QUEUE_GROUP, ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
-import { decodeJson, encodeJson } from './json.js';
+import { API_QUEUE_GROUP, envelopeOf, type ApiSubject } from '@backchannel/contracts';
+import { encodeJson, parseRequestJson } from './json.js';
 import { toApiError, type RpcLogger } from './rpc-server.js';
 
 /** The headers of a request, read-only; names are case-sensitive as NATS sends them. */
@@ -57,7 +57,7 @@ export class HeaderRpcServer {
   private async serve(msg: Msg, handler: HeaderRpcHandler): Promise<void> {
     let reply: unknown;
     try {
-      reply = await handler(parseBody(msg), headersOf(msg));
+      reply = await handler(parseRequestJson(msg.data), headersOf(msg));
     } catch (error) {
       reply = envelopeOf(toApiError(error, this.logger, msg.subject));
     }
@@ -69,13 +69,4 @@ function headersOf(msg: Msg): RpcHeaders {
   const headers = msg.headers;
   if (!headers) return NO_HEADERS;
   return { get: (name) => (headers.has(name) ? headers.get(name) : undefined) };
-}
-
-function parseBody(msg: Msg): unknown {
-  if (msg.data.length === 0) return {};
-  try {
-    return decodeJson<unknown>(msg.data);
-  } catch {
-    throw new ApiError('invalid_request', 'the request is not valid JSON', { pointer: '' });
-  }
 }

@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { API_QUEUE_GROUP, ApiError, envelopeOf, type ApiSubject } from '@backchannel/contracts';
-import { decodeJson, encodeJson } from './json.js';
+import { encodeJson, parseRequestJson } from './json.js';
 import { BrokerUnavailableError } from './errors.js';
 
 /** A request–reply handler: JSON body in, result object out; throws ApiError for the envelope. */
@@ -55,20 +55,11 @@ export class RpcServer {
   private async serve(msg: Msg, handler: RpcHandler): Promise<void> {
     let reply: unknown;
     try {
-      reply = await handler(parseBody(msg));
+      reply = await handler(parseRequestJson(msg.data));
     } catch (error) {
       reply = envelopeOf(toApiError(error, this.logger, msg.subject));
     }
     if (msg.reply) msg.respond(encodeJson(reply));
-  }
-}
-
-function parseBody(msg: Msg): unknown {
-  if (msg.data.length === 0) return {};
-  try {
-    return decodeJson<unknown>(msg.data);
-  } catch {
-    throw new ApiError('invalid_request', 'the request is not valid JSON', { pointer: '' });
   }
 }
 
