@@ -5,6 +5,7 @@ import { LOGGER } from '@backchannel/http';
 import { ReleaseLog, WorkLedger, type Stored, type Versioned } from '@backchannel/messaging';
 import { Metrics, Tracing, newTraceId, type Logger } from '@backchannel/observability';
 import { ConversationStates, type HeldState } from './conversation-states.js';
+import { VerificationSchedule, type DueVerification } from './verification-schedule.js';
 import { DeadlineTimers } from './deadline-timers.js';
 import {
   applyEvent,
@@ -35,10 +36,6 @@ export type ApplyOutcome = 'applied' | 'redelivery';
 const SNAPSHOT_WRITES_IN_FLIGHT = 16;
 /** A changed state is saved at most this often (it is still saved before the checkpoint passes its events). */
 const SNAPSHOT_EVERY_MS = 2_000;
-/** When an outstanding item is looked up in the work log, after this replica first held it. */
-const VERIFY_AFTER_MS = [10_000, 60_000, 300_000, 1_200_000];
-/** How often the head of a conversation holding results behind it is looked up. */
-const VERIFY_BLOCKING_EVERY_MS = 5_000;
 /** Saves per checkpoint round and partition, at most. */
 const SNAPSHOTS_PER_ROUND = 64;
 
@@ -61,7 +58,7 @@ export class SequencerService {
   readonly deadlines: DeadlineTimers;
   private readonly states = new ConversationStates();
   /** When each outstanding item is next looked up in the work log (`dueVerifications`). */
-  private readonly checks = new Map<string, { nextAt: number; step: number; lastAt?: number }>();
+  private readonly verifications = new VerificationSchedule();
   private readonly repairs;
   private readonly maxHeld: number;
   private readonly releases;
@@ -157,31 +154,11 @@ export class SequencerService {
   /**
    * Outstanding items to look up in the work log now: an end the state never saw (its
    * delivery skipped, docs/reliability.md) is found there. Each item is looked up 10 s,
-   * 1 min, 5 min and 20 min after this replica first held it; the head of a conversation
-   * that holds results behind it, every 5 s.
+   * 1 min, 5 min and 20 min after this replica first held it, then every 20 min; the head
+   * of a conversation that holds results behind it, every 5 s (`VerificationSchedule`).
    */
-  dueVerifications(now: number): { partition: number; conversationId: string; workItemId: string }[] {
-    const due: { partition: number; conversationId: string; workItemId: string }[] = [];
-    const seen = new Set<string>();
-    for (const [conversationId, held] of this.states.entries()) {
-      const head = held.heldResults > 0 ? held.state.headSequence : null;
-      for (const item of held.state.workItems) {
-        if (item.endSeq !== null) continue;
-        seen.add(item.workItemId);
-        const check = this.checks.get(item.workItemId) ?? { nextAt: now + VERIFY_AFTER_MS[0], step: 0 };
-        this.checks.set(item.workItemId, check);
-        const blocking = item.sequence === head;
-        if (now < check.nextAt && !(blocking && now - (check.lastAt ?? 0) >= VERIFY_BLOCKING_EVERY_MS)) continue;
-        check.lastAt = now;
-        if (now >= check.nextAt) {
-          check.step += 1;
-          check.nextAt = now + (VERIFY_AFTER_MS[check.step] ?? Number.POSITIVE_INFINITY);
-        }
-        due.push({ partition: held.partition, conversationId, workItemId: item.workItemId });
-      }
-    }
-    for (const workItemId of this.checks.keys()) if (!seen.has(workItemId)) this.checks.delete(workItemId);
-    return due;
+  dueVerifications(now: number): DueVerification[] {
+    return this.verifications.due(now, (due) => this.isOutstanding(due), this.blockingHeads());
   }
 
   /** A work item's end as the work log holds it (a direct read of its end subject), or null. */
@@ -218,7 +195,7 @@ export class SequencerService {
     held.state = compact(state);
     if (held.version === held.writtenVersion) held.firstUnsavedSeq = held.state.lastAppliedSeq + 1;
     held.version += 1;
-    this.states.setHeldResults(held, heldCount(held.state));
+    this.states.changed(held, heldCount(held.state));
     this.ended.inc({ state: end.event.outcome.state });
     return true;
   }
@@ -334,6 +311,7 @@ export class SequencerService {
       heldResults: heldCount(state),
       catchingUp: false,
     };
+    this.trackOutstanding(partition, state);
     return this.states.set(conversationId, held);
   }
 
@@ -344,9 +322,15 @@ export class SequencerService {
     held.state = compact(state);
     if (held.version === held.writtenVersion) held.firstUnsavedSeq = current.seq;
     held.version += 1;
-    this.states.setHeldResults(held, heldCount(held.state));
+    this.states.changed(held, heldCount(held.state));
     const event = current.event;
-    if (event.type === 'work_item.ended') this.ended.inc({ state: event.outcome.state });
+    if (event.type === 'work_item.ended') {
+      this.ended.inc({ state: event.outcome.state });
+      this.verifications.forget(event.work_item_id);
+    } else if (event.type === 'work_item.registered') {
+      const item = { partition, conversationId: event.conversation_id, workItemId: event.work_item_id };
+      this.verifications.track(item, this.clock.now());
+    }
     return 'applied';
   }
 
@@ -371,6 +355,29 @@ export class SequencerService {
     held.writtenVersion = Math.max(held.writtenVersion, version);
     // Applied while this save was under way: not in it.
     held.firstUnsavedSeq = held.version > held.writtenVersion ? state.lastAppliedSeq + 1 : Number.POSITIVE_INFINITY;
+  }
+
+  private isOutstanding(due: DueVerification): boolean {
+    const held = this.states.get(due.conversationId);
+    return held !== undefined && findWorkItem(held.state, due.workItemId)?.endSeq === null;
+  }
+
+  private *blockingHeads(): IterableIterator<DueVerification> {
+    for (const [conversationId, held] of this.states.holdingResults()) {
+      const head = held.state.workItems.find((item) => item.sequence === held.state.headSequence);
+      if (head && head.endSeq === null)
+        yield { partition: held.partition, conversationId, workItemId: head.workItemId };
+    }
+  }
+
+  /** Outstanding items of a state this replica now holds, for the verification schedule. */
+  private trackOutstanding(partition: number, state: ConversationOrderState): void {
+    const now = this.clock.now();
+    for (const item of state.workItems) {
+      if (item.endSeq === null) {
+        this.verifications.track({ partition, conversationId: state.conversationId, workItemId: item.workItemId }, now);
+      }
+    }
   }
 
   private armDeadlines(partition: number, state: ConversationOrderState): void {
