@@ -1,6 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { VERIFY_AFTER_MS, VERIFY_BLOCKING_EVERY_MS, VerificationSchedule } from './verification-schedule.js';
+import {
+  VERIFY_AFTER_MS,
+  VERIFY_BLOCKING_EVERY_MS,
+  VERIFY_LOOKUPS_PER_ROUND,
+  VerificationSchedule,
+} from './verification-schedule.js';
 
 const item = (n: number) => ({ partition: n % 4, conversationId: `c-${n % 7}`, workItemId: `wi-${n}` });
 const ids = (due: { workItemId: string }[]) => due.map((entry) => entry.workItemId);
@@ -35,6 +40,23 @@ describe('VerificationSchedule', () => {
     expect(due(1_000)).toEqual(['wi-3']);
     expect(due(1_000 + VERIFY_BLOCKING_EVERY_MS - 1)).toEqual([]);
     expect(due(1_000 + VERIFY_BLOCKING_EVERY_MS)).toEqual(['wi-3']);
+  });
+
+  it('looks up at most a budget a round, blocking heads first; the rest waits, in order', () => {
+    const schedule = new VerificationSchedule();
+    const count = VERIFY_LOOKUPS_PER_ROUND * 2 + 10;
+    for (let n = 0; n < count; n++) schedule.track(item(n), 0);
+    const head = item(count);
+    const first = ids(schedule.due(10_000, () => true, [head]));
+    expect(first).toHaveLength(VERIFY_LOOKUPS_PER_ROUND);
+    expect(first[0]).toBe(head.workItemId);
+    expect(first[1]).toBe('wi-0');
+    const second = ids(schedule.due(11_000, () => true, []));
+    const third = ids(schedule.due(12_000, () => true, []));
+    expect(second).toHaveLength(VERIFY_LOOKUPS_PER_ROUND);
+    expect(third).toHaveLength(11);
+    const all = [...first.slice(1), ...second, ...third];
+    expect(all).toEqual(Array.from({ length: count }, (_, n) => `wi-${n}`));
   });
 
   it('gives each due item once per round, in time order, whatever the tracking order (property)', () => {

@@ -9,6 +9,13 @@ export interface DueVerification {
 export const VERIFY_AFTER_MS: readonly number[] = [10_000, 60_000, 300_000, 1_200_000];
 /** How often the head of a conversation holding results behind it is looked up. */
 export const VERIFY_BLOCKING_EVERY_MS = 5_000;
+/**
+ * Lookups per round (a round a second), at most: a wave of items registered together
+ * comes due together, and thousands of reads at once would compete with the live traffic
+ * for the broker. Past the budget, lookups wait for the next rounds; most items have ended
+ * by then and cost nothing.
+ */
+export const VERIFY_LOOKUPS_PER_ROUND = 200;
 
 interface Entry extends DueVerification {
   step: number;
@@ -19,7 +26,8 @@ interface Entry extends DueVerification {
  * When outstanding work items are looked up in the work log (the repair of deliveries the
  * broker skipped, docs/reliability.md): each item `VERIFY_AFTER_MS` after this replica
  * first held it (10 s, 1 min, 5 min, 20 min, then every 20 min until it ends), and the head of a conversation holding results every
- * `VERIFY_BLOCKING_EVERY_MS`. A round costs what is due, not what is held: one FIFO per
+ * `VERIFY_BLOCKING_EVERY_MS`, at most `VERIFY_LOOKUPS_PER_ROUND` a round. A round costs
+ * what is due, not what is held: one FIFO per
  * step (the same delay for every entry of a step keeps each in time order), so 100,000
  * conversations with their items cost nothing between their lookups.
  */
@@ -49,8 +57,17 @@ export class VerificationSchedule {
     blockingHeads: Iterable<DueVerification>,
   ): DueVerification[] {
     const due: DueVerification[] = [];
+    // Heads first: results wait behind them now.
+    for (const head of blockingHeads) {
+      if (due.length >= VERIFY_LOOKUPS_PER_ROUND) return due;
+      const last = this.lastLookup.get(head.workItemId) ?? Number.NEGATIVE_INFINITY;
+      if (now - last < VERIFY_BLOCKING_EVERY_MS) continue;
+      this.lastLookup.set(head.workItemId, now);
+      due.push(head);
+    }
     for (let step = 0; step < this.steps.length; step++) {
       for (let entry = this.peek(step); entry && entry.nextAt <= now; entry = this.peek(step)) {
+        if (due.length >= VERIFY_LOOKUPS_PER_ROUND) return due; // the rest waits for the next round
         this.take(step);
         if (this.tracked.get(entry.workItemId) !== entry) continue; // forgotten meanwhile
         if (!isOutstanding(entry)) {
@@ -65,12 +82,6 @@ export class VerificationSchedule {
         entry.nextAt = now + VERIFY_AFTER_MS[next];
         this.steps[next].push(entry);
       }
-    }
-    for (const head of blockingHeads) {
-      const last = this.lastLookup.get(head.workItemId) ?? Number.NEGATIVE_INFINITY;
-      if (now - last < VERIFY_BLOCKING_EVERY_MS) continue;
-      this.lastLookup.set(head.workItemId, now);
-      due.push(head);
     }
     return due;
   }
