@@ -176,7 +176,12 @@ async function startMesh(natsUrl) {
       INGRESS_RATE_LIMIT_PER_SOURCE: '1000000',
       [portEnv(name)]: String(port),
     };
-    const child = spawn(process.execPath, [path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
+    // BENCH_PROFILE=<service>[,<service>]: that service writes a V8 CPU profile (.cpuprofile,
+    // open in Chrome DevTools) to bench/results/profiles when the bench stops it.
+    const profile = (process.env.BENCH_PROFILE ?? '').split(',').includes(name)
+      ? ['--cpu-prof', '--cpu-prof-dir', path.join(ROOT, 'bench', 'results', 'profiles')]
+      : [];
+    const child = spawn(process.execPath, [...profile, path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
       env,
       stdio: ['ignore', 'ignore', 'inherit'],
     });
