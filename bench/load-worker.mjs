@@ -25,7 +25,10 @@ async function warmUp(pool, connections) {
   for (let round = 0; round < 20; round++) {
     await Promise.all(
       Array.from({ length: connections }, () =>
-        pool.request({ method: 'GET', path: '/healthz' }).then((response) => response.body.dump(), () => undefined),
+        pool.request({ method: 'GET', path: '/healthz' }).then(
+          (response) => response.body.dump(),
+          () => undefined,
+        ),
       ),
     );
   }
