@@ -82,6 +82,7 @@ class RunStopped extends Error {
 
 const MAX_RETRY_DELAY_MS = 2_000;
 const PULL_EXPIRES_MS = 2_000;
+const PULL_IDLE_HEARTBEAT_MS = 500;
 /** No delivery for this long, with messages waiting in the stream: the read is restarted. */
 const STALL_MS = 5_000;
 const STOP_WAIT_MS = 10_000;
@@ -260,8 +261,15 @@ class PartitionRun implements PartitionSession {
       ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : {}),
     });
     // Short pulls: after a broker restart the client re-checks the consumer on a backoff
-    // of `expires` (30 s by default), and heartbeats come every `expires / 2`.
-    this.messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS });
+    // of `expires` (30 s by default). Heartbeats every 500 ms (the client's floor; by
+    // default `expires / 2`): now and then the broker stops filling a pull that the client
+    // still counts on (seen under load on nats-server 2.9.10), and only two missed
+    // heartbeats make the client pull again, so this bounds that stall at about a second.
+    this.messages = await consumer.consume({
+      max_messages: 512,
+      expires: PULL_EXPIRES_MS,
+      idle_heartbeat: PULL_IDLE_HEARTBEAT_MS,
+    });
     this.loop = this.read(this.messages)
       .catch((error) => this.options.onError?.(error, this.partition))
       .finally(() => {
