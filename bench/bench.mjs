@@ -1,17 +1,28 @@
 // `npm run bench`: the mesh against its raw ceilings, measured in one run on this machine.
 // Prints a table and writes bench/results/latest.json. See docs/benchmarks.md.
-import { fork, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { fork } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { buildReason } from '../scripts/build-state.mjs';
+import {
+  ROOT,
+  ensureBuilt,
+  freePort,
+  now,
+  poll,
+  pool,
+  request,
+  round,
+  startNats,
+  startServices,
+  stopNats,
+  stopServices,
+  track,
+} from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.env.BENCH_QUICK === '1';
 const STEP_MS = QUICK ? 2_000 : 5_000;
 const RATES = QUICK ? [500, 1_000] : [500, 1_000, 2_000, 3_000, 4_000];
@@ -21,18 +32,14 @@ const SCALE_CALLBACKS = QUICK ? 5_000 : 12_000;
 const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
 /** `SEQUENCER_PARTITIONS` of the mesh the bench starts (the default). */
 const PARTITIONS = 16;
-const now = () => performance.timeOrigin + performance.now();
-const children = [];
-
-process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
 let CONTRACT;
 
 async function main() {
-  ensureBuilt();
+  ensureBuilt(log);
   // The wire names come from the contract lib itself (built), never spelled here.
   CONTRACT = await import('../dist/libs/contracts/src/index.js');
-  const nats = await startNats();
+  const nats = await startNats('bc-bench');
   const report = {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
@@ -104,7 +111,7 @@ async function main() {
   report.rss_mb = Object.fromEntries(mesh.services.map((s) => [s.name, rssMb(s.child.pid)]));
 
   await nc.close();
-  await stopAll(mesh.services);
+  await stopServices(mesh.services);
   await stopNats(nats);
   printTable(report);
   mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
@@ -114,43 +121,11 @@ async function main() {
 
 // ---------------------------------------------------------------------------------------
 
-function ensureBuilt() {
-  const reason = buildReason(ROOT);
-  if (!reason) return;
-  log(`building (${reason})`);
-  const nest = path.join(ROOT, 'node_modules/@nestjs/cli/bin/nest.js');
-  const built = spawnSync(process.execPath, [nest, 'build', '--all'], { stdio: 'inherit', cwd: ROOT });
-  if (built.status !== 0) throw new Error('build failed');
-}
-
-async function startNats() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bc-bench-'));
-  const bin = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find(existsSync) ?? 'nats-server';
-  const child = spawn(
-    bin,
-    ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir],
-    {
-      stdio: 'ignore',
-    },
-  );
-  children.push(child);
-  const url = await poll(() => {
-    const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
-    return file && JSON.parse(readFileSync(path.join(dir, file), 'utf8')).nats[0];
-  });
-  return { url, child, dir };
-}
-
-async function stopNats(nats) {
-  nats.child.kill('SIGTERM');
-  await new Promise((resolve) => nats.child.once('exit', resolve));
-  rmSync(nats.dir, { recursive: true, force: true });
-}
-
 async function ceiling(mode, natsUrl) {
   const port = await freePort();
-  const child = fork(path.join(ROOT, 'bench/ceiling-server.mjs'), [mode, String(port), natsUrl], { stdio: 'ignore' });
-  children.push(child);
+  const child = track(
+    fork(path.join(ROOT, 'bench/ceiling-server.mjs'), [mode, String(port), natsUrl], { stdio: 'ignore' }),
+  );
   await new Promise((resolve) => child.once('message', resolve));
   const requests = Array.from({ length: 200_000 }, (_, i) => ({
     id: String(i),
@@ -165,32 +140,26 @@ async function ceiling(mode, natsUrl) {
 
 async function startMesh(natsUrl) {
   const names = ['token-authority', 'callback-ingress', 'ordering-sequencer', 'conversation-injector'];
-  const services = [];
+  const specs = [];
   for (const name of names) {
     const port = await freePort();
-    const env = {
-      ...process.env,
-      NATS_URL: natsUrl,
-      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
-      LOG_LEVEL: 'warn',
-      INGRESS_RATE_LIMIT_PER_SOURCE: '1000000',
-      [portEnv(name)]: String(port),
-    };
     // BENCH_PROFILE=<service>[,<service>]: that service writes a V8 CPU profile (.cpuprofile,
     // open in Chrome DevTools) to bench/results/profiles when the bench stops it.
-    const profile = (process.env.BENCH_PROFILE ?? '').split(',').includes(name)
-      ? ['--cpu-prof', '--cpu-prof-dir', path.join(ROOT, 'bench', 'results', 'profiles')]
-      : [];
-    const child = spawn(process.execPath, [...profile, path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
-      env,
-      stdio: ['ignore', 'ignore', 'inherit'],
+    const profiled = (process.env.BENCH_PROFILE ?? '').split(',').includes(name);
+    specs.push({
+      name,
+      port,
+      env: {
+        NATS_URL: natsUrl,
+        INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+        LOG_LEVEL: 'warn',
+        INGRESS_RATE_LIMIT_PER_SOURCE: '1000000',
+        [portEnv(name)]: String(port),
+      },
+      nodeArgs: profiled ? ['--cpu-prof', '--cpu-prof-dir', path.join(ROOT, 'bench', 'results', 'profiles')] : [],
     });
-    children.push(child);
-    services.push({ name, port, child, origin: `http://127.0.0.1:${port}` });
   }
-  for (const service of services) {
-    await poll(async () => (await fetch(`${service.origin}/readyz`).catch(() => undefined))?.status === 200, 60_000);
-  }
+  const services = await startServices(specs);
   const signal = (names, sig) => services.filter((s) => names.includes(s.name)).forEach((s) => s.child.kill(sig));
   return { services, ingress: services.find((s) => s.name === 'callback-ingress'), signal };
 }
@@ -228,11 +197,6 @@ function portEnv(name) {
   }[name];
 }
 
-async function stopAll(services) {
-  for (const service of services) service.child.kill('SIGTERM');
-  await Promise.all(services.map((service) => new Promise((resolve) => service.child.once('exit', resolve))));
-}
-
 /** Opens `conversations` conversations and registers `count` work items spread over them. */
 async function registerMany(nc, count, conversations, label) {
   const ids = Array.from({ length: conversations }, (_, i) => `bench-${label}-${i}`);
@@ -260,17 +224,8 @@ async function registerMany(nc, count, conversations, label) {
   }));
 }
 
-async function request(nc, subject, body) {
-  for (let attempt = 0; ; attempt++) {
-    const reply = (await nc.request(subject, JSON.stringify(body), { timeout: 10_000 })).json();
-    if (!reply.errors) return reply;
-    if (attempt > 5) throw new Error(`${subject}: ${JSON.stringify(reply.errors)}`);
-  }
-}
-
 async function drive(target, kind, requests, options) {
-  const worker = fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' });
-  children.push(worker);
+  const worker = track(fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' }));
   await options.beforeStart?.();
   const started = now();
   const { beforeStart: _beforeStart, ...plan } = options;
@@ -342,41 +297,7 @@ function printTable(report) {
 }
 
 const pctOf = (ratio) => `${Math.round(ratio * 100)}%`;
-const round = (value, digits = 0) => Math.round(value * 10 ** digits) / 10 ** digits;
 const log = (message) => process.stdout.write(`[bench] ${message}\n`);
-
-async function pool(items, concurrency, work) {
-  const results = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await work(items[index]);
-      }
-    }),
-  );
-  return results;
-}
-
-async function poll(probe, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 main().catch((error) => {
   process.stderr.write(`bench failed: ${error.stack ?? error}\n`);

@@ -15,16 +15,27 @@
 //
 // `node bench/soak.mjs --verdict [file]` judges a saved run again with the rules below (the
 // verdict the run printed is kept as `verdict_at_run`), without running anything.
-import { fork, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { fork, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { buildReason } from '../scripts/build-state.mjs';
+import {
+  ROOT,
+  ensureBuilt,
+  freePort,
+  now,
+  poll,
+  pool,
+  request,
+  round,
+  startNats,
+  startServices,
+  stopNats,
+  stopServices,
+  track,
+} from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RATE = Number(process.env.SOAK_RATE ?? 500);
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 30);
 const ACTIVE_CONVERSATIONS = Number(process.env.SOAK_CONVERSATIONS ?? 100);
@@ -66,18 +77,15 @@ const P99_FACTOR = 2;
 const P99_FLOOR_MS = 10;
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
-const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const children = [];
-process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 
 let CONTRACT;
 
 async function main() {
-  ensureBuilt();
+  ensureBuilt(log);
   // Wire names come from the built contract, never spelled here.
   CONTRACT = await import('../dist/libs/contracts/src/index.js');
-  const nats = await startNats();
+  const nats = await startNats('bc-soak');
   const mesh = await startMesh(nats.url);
   const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1 });
   const run = new SoakRun(nc, mesh, nats);
@@ -128,8 +136,9 @@ class SoakRun {
 
   async execute() {
     this.followLive();
-    this.worker = fork(path.join(ROOT, 'bench/soak-worker.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    children.push(this.worker);
+    this.worker = track(
+      fork(path.join(ROOT, 'bench/soak-worker.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    );
     const workerDone = new Promise((resolve) =>
       this.worker.on('message', (message) => (message.type === 'done' ? resolve() : this.onResults(message.results))),
     );
@@ -481,42 +490,12 @@ function slope(points) {
 
 // ---- processes ------------------------------------------------------------------------------
 
-function ensureBuilt() {
-  const reason = buildReason(ROOT);
-  if (!reason) return;
-  log(`building (${reason})`);
-  const nest = path.join(ROOT, 'node_modules/@nestjs/cli/bin/nest.js');
-  const built = spawnSync(process.execPath, [nest, 'build', '--all'], { stdio: 'inherit', cwd: ROOT });
-  if (built.status !== 0) throw new Error('build failed');
-}
-
-async function startNats() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bc-soak-'));
-  const bin = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find(existsSync) ?? 'nats-server';
-  const child = spawn(
-    bin,
-    ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', path.join(dir, 'store'), '--ports_file_dir', dir],
-    { stdio: 'ignore' },
-  );
-  children.push(child);
-  const url = await poll(() => {
-    const file = readdirSync(dir).find((name) => name.endsWith('.ports'));
-    return file && JSON.parse(readFileSync(path.join(dir, file), 'utf8')).nats[0];
-  });
-  return { url, child, dir };
-}
-
-async function stopNats(nats) {
-  nats.child.kill('SIGTERM');
-  await new Promise((resolve) => nats.child.once('exit', resolve));
-  rmSync(nats.dir, { recursive: true, force: true });
-}
-
 async function startMesh(natsUrl) {
   const ports = Object.fromEntries(await Promise.all(SERVICES.map(async ([name]) => [name, await freePort()])));
-  const services = SERVICES.map(([name, portEnv, short]) => {
-    const env = {
-      ...process.env,
+  const specs = SERVICES.map(([name, portEnv]) => ({
+    name,
+    port: ports[name],
+    env: {
       NATS_URL: natsUrl,
       INTERNAL_API_TOKEN: INTERNAL_TOKEN,
       LOG_LEVEL: 'warn',
@@ -525,19 +504,14 @@ async function startMesh(natsUrl) {
       REPLAY_TTL_MS: String(REPLAY_TTL_MS),
       PUBLIC_BASE_URL: `http://127.0.0.1:${ports['callback-ingress']}`,
       [portEnv]: String(ports[name]),
-    };
-    const child = spawn(process.execPath, [path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
-      env,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(child);
-    child.once('exit', (code, signal) => {
-      if (!stopping) log(`${name} exited (${code ?? signal}) during the soak`);
-    });
-    return { name, short, port: ports[name], child, origin: `http://127.0.0.1:${ports[name]}` };
-  });
+    },
+  }));
+  const services = await startServices(specs);
   for (const service of services) {
-    await poll(async () => (await fetch(`${service.origin}/readyz`).catch(() => undefined))?.status === 200, 60_000);
+    service.short = SERVICES.find(([name]) => name === service.name)[2];
+    service.child.once('exit', (code, signal) => {
+      if (!stopping) log(`${service.name} exited (${code ?? signal}) during the soak`);
+    });
   }
   return { services, ingress: services.find((s) => s.name === 'callback-ingress') };
 }
@@ -546,8 +520,7 @@ let stopping = false;
 
 async function stopAll(services) {
   stopping = true;
-  for (const service of services) service.child.kill('SIGTERM');
-  await Promise.all(services.map((service) => new Promise((resolve) => service.child.once('exit', resolve))));
+  await stopServices(services);
 }
 
 /** RSS (kB) and user + system CPU ticks of a process, from /proc. */
@@ -562,16 +535,6 @@ function procStats(pid) {
     return { rssKb: NaN, ticks: NaN };
   }
 }
-
-async function request(nc, subject, body) {
-  for (let attempt = 0; ; attempt++) {
-    const reply = (await nc.request(subject, JSON.stringify(body), { timeout: 10_000 })).json();
-    if (!reply.errors) return reply;
-    if (attempt >= 3) throw new Error(`${subject}: ${JSON.stringify(reply.errors)}`);
-  }
-}
-
-// ---- output ---------------------------------------------------------------------------------
 
 const NAMES = [...SERVICES.map(([, , short]) => short), 'NATS'];
 
@@ -625,7 +588,6 @@ function printTable(report) {
 
 // ---- small helpers ---------------------------------------------------------------------------
 
-const round = (value, digits = 0) => (Number.isFinite(value) ? Math.round(value * 10 ** digits) / 10 ** digits : null);
 const sum = (rows, key) => rows.reduce((total, row) => total + (row[key] ?? 0), 0);
 const median = (values) =>
   round(
@@ -638,34 +600,6 @@ const median = (values) =>
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 const mapValues = (object, fn) => Object.fromEntries(Object.entries(object).map(([k, v]) => [k, fn(v, k)]));
 const log = (message) => process.stdout.write(`[soak] ${message}\n`);
-
-async function pool(items, concurrency, work) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]);
-    }),
-  );
-}
-
-async function poll(probe, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await sleep(20);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Re-applies verdictOf to a saved run (its rows and RSS samples), printing the table again. */
 function rejudge(file) {
