@@ -4,36 +4,19 @@
 //   chaos: attempted=<n> injected=<n> lost=<n> duplicated=<n> unexpected=<n> out_of_order=<n>
 // Extra arguments go to jest (e.g. `npm run chaos -- -t cluster` runs only the cluster scenario).
 // CHAOS_SEED, CHAOS_INJECTED_FROM and CHAOS_CLUSTER_CONVERSATIONS pass through to the spec.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { runSpecForResult } from '../support/run-spec.mjs';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const dir = mkdtempSync(path.join(tmpdir(), 'backchannel-chaos-'));
-const resultFile = path.join(dir, 'result.json');
-
-const jest = spawnSync(
-  process.execPath,
-  [
-    '--experimental-vm-modules',
-    path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
-    '--selectProjects',
-    'e2e',
-    '--runInBand',
-    'test/chaos/chaos.e2e-spec.ts',
-    ...process.argv.slice(2),
-  ],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, CHAOS_PROFILE: 'long', CHAOS_RESULT_FILE: resultFile } },
-);
-
-if (!existsSync(resultFile)) {
-  rmSync(dir, { recursive: true, force: true });
-  process.stderr.write(`chaos: no result (jest exited ${jest.status ?? jest.signal}); see the output above\n`);
+const jest = runSpecForResult({
+  spec: 'test/chaos/chaos.e2e-spec.ts',
+  name: 'chaos',
+  env: { ...process.env, CHAOS_PROFILE: 'long' },
+  resultVariable: 'CHAOS_RESULT_FILE',
+});
+if (!jest.result) {
+  process.stderr.write(`chaos: no result (jest exited ${jest.status}); see the output above\n`);
   process.exit(1);
 }
-const { results, total } = JSON.parse(readFileSync(resultFile, 'utf8'));
-rmSync(dir, { recursive: true, force: true });
+const { results, total } = jest.result;
 
 const columns = ['attempted', 'accepted', 'injected', 'lost', 'duplicated', 'unexpected', 'out_of_order', 'timed_out'];
 process.stdout.write('\nchaos figures\n');

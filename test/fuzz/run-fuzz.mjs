@@ -3,38 +3,18 @@
 // the figures by family and the violations found, and ends with exactly one line:
 //   fuzz: requests=<n> status_5xx=<n> crashes=<n> changes=<n> envelope_violations=<n>
 // FUZZ_SEED, FUZZ_ROUNDS and FUZZ_RUNS pass through to the spec.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { runSpecForResult } from '../support/run-spec.mjs';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const dir = mkdtempSync(path.join(tmpdir(), 'backchannel-fuzz-'));
-const resultFile = path.join(dir, 'result.json');
-
-const jest = spawnSync(
-  process.execPath,
-  [
-    '--experimental-vm-modules',
-    path.join(root, 'node_modules', 'jest', 'bin', 'jest.js'),
-    '--selectProjects',
-    'e2e',
-    '--runInBand',
-    'test/fuzz/endpoints.fuzz.e2e-spec.ts',
-    ...process.argv.slice(2),
-  ],
-  {
-    cwd: root,
-    stdio: 'inherit',
-    // The mesh runs in the jest process from the sources: dist/ is not needed.
-    env: { BACKCHANNEL_SKIP_BUILD: '1', ...process.env, FUZZ_PROFILE: 'long', FUZZ_RESULT_FILE: resultFile },
-  },
-);
-
-const result = existsSync(resultFile) ? JSON.parse(readFileSync(resultFile, 'utf8')) : undefined;
-rmSync(dir, { recursive: true, force: true });
+const jest = runSpecForResult({
+  spec: 'test/fuzz/endpoints.fuzz.e2e-spec.ts',
+  name: 'fuzz',
+  // The mesh runs in the jest process from the sources: dist/ is not needed.
+  env: { BACKCHANNEL_SKIP_BUILD: '1', ...process.env, FUZZ_PROFILE: 'long' },
+  resultVariable: 'FUZZ_RESULT_FILE',
+});
+const result = jest.result;
 if (!result) {
-  process.stderr.write(`fuzz: no result (jest exited ${jest.status ?? jest.signal}); see the output above\n`);
+  process.stderr.write(`fuzz: no result (jest exited ${jest.status}); see the output above\n`);
   process.stdout.write('fuzz: requests=0 status_5xx=0 crashes=1 changes=0 envelope_violations=0\n');
   process.exit(1);
 }
