@@ -129,6 +129,15 @@ describe('sequencer replicas: state from the log, the same releases from every r
     return { events, end };
   }
 
+  /** `conversation(id)`, applied by `a` and saved: its snapshot holds the registrations only. */
+  async function savedRegistrations(id: string, a: SequencerService) {
+    const partition = ledger.partitionOf(id);
+    const written = await conversation(id);
+    for (const { event, seq } of written.events) await a.apply(partition, event, seq, 1);
+    await a.flush(partition, Number.POSITIVE_INFINITY, true);
+    return { partition, ...written };
+  }
+
   /** Every release stored for the conversation, in stream order. */
   async function storedReleases(id: string): Promise<ReleaseMessage[]> {
     const consumer = await jetstream(handles.nc).consumers.get(RELEASE_STREAM.name, {
@@ -176,11 +185,8 @@ describe('sequencer replicas: state from the log, the same releases from every r
 
   it('a stale snapshot (written last by a paused replica) is completed from the log', async () => {
     const id = 'stale-snapshot';
-    const partition = ledger.partitionOf(id);
     const a = replica(new SequencerStateStore(bucket));
-    const { events, end } = await conversation(id);
-    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
-    await a.flush(partition, Number.POSITIVE_INFINITY, true);
+    const { partition, end } = await savedRegistrations(id, a);
     const second = await end(2);
     const third = await end(3);
     for (const { event, seq } of [second, third]) expect(await a.apply(partition, event, seq, 1)).toBe('applied');
@@ -210,12 +216,9 @@ describe('sequencer replicas: state from the log, the same releases from every r
 
   it("a paused replica's older state never replaces a newer snapshot", async () => {
     const id = 'snapshot-never-back';
-    const partition = ledger.partitionOf(id);
     const store = new SequencerStateStore(bucket);
     const [a, b] = [replica(store), replica(store)];
-    const { events, end } = await conversation(id);
-    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
-    await a.flush(partition, Number.POSITIVE_INFINITY, true);
+    const { partition, events, end } = await savedRegistrations(id, a);
     const third = await end(3);
     const second = await end(2);
     // B, the new owner, goes further and saves; A, paused, still holds only item 3's end.
@@ -271,11 +274,8 @@ describe('sequencer replicas: state from the log, the same releases from every r
 
   it('a catch-up cut short by a broker failure resumes where it stopped when the event is retried', async () => {
     const id = 'catch-up-cut-short';
-    const partition = ledger.partitionOf(id);
     const a = replica(new SequencerStateStore(bucket));
-    const { events, end } = await conversation(id);
-    for (const { event, seq } of events) await a.apply(partition, event, seq, 1);
-    await a.flush(partition, Number.POSITIVE_INFINITY, true);
+    const { partition, end } = await savedRegistrations(id, a);
     const second = await end(2);
     const third = await end(3);
     for (const { event, seq } of [second, third]) await a.apply(partition, event, seq, 1);
