@@ -8,7 +8,7 @@ import type { StreamReads } from './stream-reads.js';
 export class ReleaseLog {
   constructor(
     private readonly js: JetStreamClient,
-    private readonly reads?: StreamReads,
+    private readonly reads: StreamReads,
   ) {}
 
   async publish(partition: number, release: ReleaseMessage): Promise<void> {
@@ -27,7 +27,6 @@ export class ReleaseLog {
    * starting at stream sequence `fromSeq`: to fill a gap a skipped delivery left.
    */
   async *releasesOf(partition: number, conversationId: string, fromSeq = 1): AsyncGenerator<ReleaseMessage> {
-    if (!this.reads) throw new Error('ReleaseLog needs StreamReads to read');
     const subject = releaseSubject(partition, conversationId);
     for (let seq = fromSeq; ;) {
       const found = await this.reads.get(RELEASE_STREAM.name, { seq, next_by_subj: subject });
@@ -39,7 +38,6 @@ export class ReleaseLog {
 
   /** The highest `release_index` published for a conversation, 0 when none (one read of a literal subject). */
   async lastIndex(partition: number, conversationId: string): Promise<number> {
-    if (!this.reads) throw new Error('ReleaseLog needs StreamReads to read');
     const last = await this.reads.get(RELEASE_STREAM.name, { last_by_subj: releaseSubject(partition, conversationId) });
     return last ? decodeJson<ReleaseMessage>(last.data).release_index : 0;
   }
