@@ -1,7 +1,9 @@
 // The two ceilings the ingress is measured against, on the same machine in the same run:
 //   fastify  — a bare Fastify handler answering 202;
-//   publish  — a bare Fastify handler doing one awaited JetStream publish, then 202.
-// Usage: node bench/ceiling-server.mjs <fastify|publish> <port> [natsUrl]
+//   publish  — a bare Fastify handler doing one awaited JetStream publish, then 202;
+//   publish-coalesced — the same, with the services' write coalescing
+//              (libs/messaging/src/write-coalescing.ts), for comparison only.
+// Usage: node bench/ceiling-server.mjs <fastify|publish|publish-coalesced> <port> [natsUrl]
 import Fastify from 'fastify';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -9,9 +11,13 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 const [mode, port, natsUrl] = process.argv.slice(2);
 const app = Fastify({ logger: false });
 let publish = async () => undefined;
-if (mode === 'publish') {
-  // The same client options as the services (libs/messaging connectNats): no async stack traces.
+if (mode.startsWith('publish')) {
+  // The services' client options (libs/messaging connectNats): no async stack traces.
   const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  if (mode === 'publish-coalesced') {
+    const { coalesceWrites } = await import('../dist/libs/messaging/src/write-coalescing.js');
+    coalesceWrites(nc);
+  }
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: 'BENCH_CEILING', subjects: ['bench.ceiling.>'] }).catch(() => undefined);
   const js = jetstream(nc);

@@ -10,9 +10,12 @@ process.on('message', async (plan) => {
   const connections = plan.connections ?? 64;
   const pool = new Pool(plan.origin, { connections, pipelining: 1 });
   await warmUp(pool, connections);
+  const cpuBefore = process.cpuUsage();
   const results = plan.kind === 'closed' ? await closedLoop(pool, plan) : await openLoop(pool, plan);
+  const cpu = process.cpuUsage(cpuBefore);
   await pool.close();
-  process.send({ results });
+  // Its own CPU while the step ran, so the bench can tell the load generator's share.
+  process.send({ results, cpuMs: (cpu.user + cpu.system) / 1000 });
 });
 
 /**

@@ -1,4 +1,5 @@
 export { connectNats, type NatsHandles } from './connection.js';
+export { coalesceWrites } from './write-coalescing.js';
 export { ensureBucket, ensureStream } from './provisioning.js';
 export { BrokerUnavailableError, isWrongLastSequence } from './errors.js';
 export { decodeJson, encodeJson } from './json.js';
