@@ -81,7 +81,7 @@ class RunStopped extends Error {
 }
 
 const MAX_RETRY_DELAY_MS = 2_000;
-const PULL_EXPIRES_MS = 2_000;
+const PULL_EXPIRES_MS = 30_000;
 const PULL_IDLE_HEARTBEAT_MS = 500;
 /** No delivery for this long, with messages waiting in the stream: the read is restarted. */
 const STALL_MS = 5_000;
@@ -260,11 +260,15 @@ class PartitionRun implements PartitionSession {
       filter_subjects: this.options.filterFor(this.partition),
       ...(startSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : {}),
     });
-    // Short pulls: after a broker restart the client re-checks the consumer on a backoff
-    // of `expires` (30 s by default). Heartbeats every 500 ms (the client's floor; by
-    // default `expires / 2`): now and then the broker stops filling a pull that the client
-    // still counts on (seen under load on nats-server 2.9.10), and only two missed
-    // heartbeats make the client pull again, so this bounds that stall at about a second.
+    // Long pulls, heartbeats every 500 ms (the client's floor). nats-server 2.9.10 now and
+    // then lets a pull expire without the 408 that tells the client so (seen by watching
+    // each pull's status events: a pull sent, no 408 when it expired, then two missed
+    // heartbeats a second later); until the client notices, nothing flows to the partition.
+    // That happened to about one expiry in forty; with 2 s pulls it was the e2e p99.9 of a
+    // second. A 30 s pull under load ends by being filled (the client pulls again when a
+    // quarter is left), not by expiring, and an idle partition's expires every 30 s. The
+    // client's own recovery after a broker restart retries on a backoff of `expires`: the
+    // stall probe below restarts the run long before that.
     this.messages = await consumer.consume({
       max_messages: 512,
       expires: PULL_EXPIRES_MS,
