@@ -56,6 +56,8 @@ async function main() {
   const mesh = await startMesh(nats.url);
   const nc = await connect({ servers: nats.url });
   const arrivals = followLive(nc);
+  // Whose CPU each open-loop step used (the broker's and each service's), per callback.
+  const processes = { broker: nats.child.pid, ...Object.fromEntries(mesh.services.map((s) => [s.name, s.child.pid])) };
 
   // The ingress's own cost against the ceiling: the same closed loop, with the sequencer and
   // the injector paused (SIGSTOP) so the HTTP process and the broker have what the ceiling
@@ -84,9 +86,20 @@ async function main() {
     log(`open loop at ${rate}/s for ${STEP_MS / 1000} s`);
     const requests = await registerMany(nc, Math.round((rate * STEP_MS) / 1000), 100, `r${rate}`);
     await waitIdle(nc);
-    const run = await drive(mesh.ingress, 'open', requests, { rate });
+    let cpuBefore;
+    const run = await drive(mesh.ingress, 'open', requests, {
+      rate,
+      onWarmedUp: () => (cpuBefore = cpuMsOf(processes)),
+    });
     const e2e = await endToEnd(run, arrivals);
-    report.steps.push({ rate, accepted_per_s: round(run.accepted / run.seconds), errors: run.errors, ...e2e });
+    const cpu = cpuPerCallback(cpuBefore, cpuMsOf(processes), run);
+    report.steps.push({
+      rate,
+      accepted_per_s: round(run.accepted / run.seconds),
+      errors: run.errors,
+      ...e2e,
+      cpu_us_per_callback: cpu,
+    });
   }
   const at1000 = report.steps.find((step) => step.rate === 1_000);
   report.e2e_p50_ms_at_1000 = at1000?.p50_ms;
@@ -231,16 +244,42 @@ async function drive(target, kind, requests, options) {
   const worker = track(fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' }));
   await options.beforeStart?.();
   const started = now();
-  const { beforeStart: _beforeStart, ...plan } = options;
+  const { beforeStart: _beforeStart, onWarmedUp, ...plan } = options;
   worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...plan });
-  const { results } = await new Promise((resolve) => worker.once('message', resolve));
+  // The worker says when its warm-up is over (the step starts), then sends the results.
+  const { results, cpuMs } = await new Promise((resolve) =>
+    worker.on('message', (message) => (message.warmedUp ? onWarmedUp?.() : resolve(message))),
+  );
   worker.kill();
   const seconds =
     kind === 'closed'
       ? Math.min(CLOSED_MS, now() - started) / 1000
       : (Math.max(...results.map((r) => r.answeredAt)) - Math.min(...results.map((r) => r.sentAt))) / 1000;
   const accepted = results.filter((r) => r.status === 202 || r.status === 200).length;
-  return { results, accepted, errors: results.length - accepted, seconds };
+  return { results, accepted, errors: results.length - accepted, seconds, loadGeneratorCpuMs: cpuMs };
+}
+
+/** CPU time (user + system) each process has used so far, ms, from /proc. */
+function cpuMsOf(processes) {
+  const ticksPerMs = 100 / 1000; // USER_HZ
+  return Object.fromEntries(
+    Object.entries(processes).map(([name, pid]) => {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return [name, (Number(fields[11]) + Number(fields[12])) / ticksPerMs];
+    }),
+  );
+}
+
+/**
+ * CPU µs per accepted callback, by process, over a step (the broker's and the services'
+ * include the few seconds after it in which the last callbacks were injected).
+ */
+function cpuPerCallback(before, after, run) {
+  const per = (ms) => round((ms * 1000) / Math.max(1, run.accepted));
+  const used = Object.fromEntries(Object.keys(after).map((name) => [name, per(after[name] - before[name])]));
+  used['load-generator'] = per(run.loadGeneratorCpuMs);
+  used.total = round(Object.values(used).reduce((sum, value) => sum + value, 0));
+  return used;
 }
 
 function followLive(nc) {
@@ -292,6 +331,12 @@ function printTable(report) {
     ...report.steps.map((s) => [
       `open loop ${s.rate}/s`,
       `${s.accepted_per_s}/s accepted, e2e p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms, p99.9 ${s.p999_ms} ms, errors ${s.errors}, lost ${s.lost}`,
+    ]),
+    ...report.steps.map((s) => [
+      `  CPU µs per callback at ${s.rate}/s`,
+      Object.entries(s.cpu_us_per_callback)
+        .map(([name, us]) => `${name} ${us}`)
+        .join(', '),
     ]),
     ['max sustained (0 lost, p99 < 50 ms)', `${report.max_sustained_per_s}/s`],
     ...report.scale.map((s) => [`${s.conversations} active conversations`, `${s.accepted_per_s}/s`]),

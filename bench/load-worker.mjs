@@ -10,6 +10,7 @@ process.on('message', async (plan) => {
   const connections = plan.connections ?? 64;
   const pool = new Pool(plan.origin, { connections, pipelining: 1 });
   await warmUp(pool, connections);
+  process.send({ warmedUp: true });
   const cpuBefore = process.cpuUsage();
   const results = plan.kind === 'closed' ? await closedLoop(pool, plan) : await openLoop(pool, plan);
   const cpu = process.cpuUsage(cpuBefore);
