@@ -1,19 +1,21 @@
 // `npm run bench`: the mesh against its raw ceilings, measured in one run on this machine.
 // Prints a table and writes bench/results/latest.json. See docs/benchmarks.md.
 import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import {
+  CLOCK_TICKS,
   ROOT,
   ensureBuilt,
   freePort,
   now,
   poll,
   pool,
+  procStats,
   request,
   round,
   startNats,
@@ -259,14 +261,10 @@ async function drive(target, kind, requests, options) {
   return { results, accepted, errors: results.length - accepted, seconds, loadGeneratorCpuMs: cpuMs };
 }
 
-/** CPU time (user + system) each process has used so far, ms, from /proc. */
+/** CPU time (user + system) each process has used so far, ms. */
 function cpuMsOf(processes) {
-  const ticksPerMs = 100 / 1000; // USER_HZ
   return Object.fromEntries(
-    Object.entries(processes).map(([name, pid]) => {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return [name, (Number(fields[11]) + Number(fields[12])) / ticksPerMs];
-    }),
+    Object.entries(processes).map(([name, pid]) => [name, (procStats(pid).ticks * 1000) / CLOCK_TICKS]),
   );
 }
 
@@ -305,14 +303,7 @@ async function endToEnd(run, arrivals, waitMs = 10_000) {
 }
 
 function rssMb(pid) {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('VmRSS:'));
-    return round(Number(line.split(/\s+/)[1]) / 1024, 1);
-  } catch {
-    return null;
-  }
+  return round(procStats(pid).rssKb / 1024, 1);
 }
 
 function printTable(report) {

@@ -116,6 +116,22 @@ export async function poll(probe, timeoutMs = 10_000) {
   }
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ). */
+export const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/** RSS (kB) and user + system CPU ticks of a process, from /proc. */
+export function procStats(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { rssKb, ticks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return { rssKb: NaN, ticks: NaN };
+  }
+}
+
 export function freePort() {
   return new Promise((resolve) => {
     const server = createServer().listen(0, '127.0.0.1', () => {

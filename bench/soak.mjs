@@ -15,18 +15,20 @@
 //
 // `node bench/soak.mjs --verdict [file]` judges a saved run again with the rules below (the
 // verdict the run printed is kept as `verdict_at_run`), without running anything.
-import { fork, spawnSync } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import {
+  CLOCK_TICKS,
   ROOT,
   ensureBuilt,
   freePort,
   now,
   poll,
   pool,
+  procStats,
   request,
   round,
   startNats,
@@ -75,7 +77,6 @@ const RSS_GROWTH_SHARE = 0.1;
 /** Latency verdict: p99 of the last minute at most max(K × p99 of minute 2, that + floor). */
 const P99_FACTOR = 2;
 const P99_FLOOR_MS = 10;
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -521,19 +522,6 @@ let stopping = false;
 async function stopAll(services) {
   stopping = true;
   await stopServices(services);
-}
-
-/** RSS (kB) and user + system CPU ticks of a process, from /proc. */
-function procStats(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { rssKb, ticks: Number(fields[11]) + Number(fields[12]) };
-  } catch {
-    return { rssKb: NaN, ticks: NaN };
-  }
 }
 
 const NAMES = [...SERVICES.map(([, , short]) => short), 'NATS'];
