@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { StreamReads } from './stream-reads.js';
+import { shareRequestCancelError } from './request-cancel.js';
 import { coalesceWrites } from './write-coalescing.js';
 
 /** A service's handles on the broker, opened once at boot. */
@@ -38,6 +39,8 @@ export async function connectNats(
   });
   // One socket write per event-loop turn, not one per publish (write-coalescing.ts).
   coalesceWrites(nc);
+  // No error and stack built for every answered request (request-cancel.ts).
+  shareRequestCancelError();
   // JetStream API calls fail fast while the broker is away; callers map that to 503.
   const js = jetstream(nc, { timeout: 5_000 });
   const jsm = await jetstreamManager(nc, { timeout: 5_000 });

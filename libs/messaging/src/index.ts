@@ -1,5 +1,6 @@
 export { connectNats, type NatsHandles } from './connection.js';
 export { coalesceWrites } from './write-coalescing.js';
+export { shareRequestCancelError } from './request-cancel.js';
 export { ensureBucket, ensureStream } from './provisioning.js';
 export { BrokerUnavailableError, isWrongLastSequence } from './errors.js';
 export { decodeJson, encodeJson } from './json.js';
