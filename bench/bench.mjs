@@ -193,7 +193,9 @@ async function startMesh(natsUrl) {
 
 /**
  * Waits until the sequencer and the injector have applied everything in their streams (each
- * partition's checkpoint at its last message), so a step measures its own traffic only.
+ * partition's checkpoint at its last message), so a step measures its own traffic only. A
+ * probe is 64 broker reads: every 200 ms (checkpoints move every 250 ms), so that waiting
+ * adds little to the broker's CPU a scale step counts.
  */
 async function waitIdle(nc, timeoutMs = 180_000) {
   const jsm = await jetstreamManager(nc);
@@ -202,17 +204,21 @@ async function waitIdle(nc, timeoutMs = 180_000) {
     ['sequencer', CONTRACT.WORK_STREAM.name, CONTRACT.workPartitionFilter],
     ['injector', CONTRACT.RELEASE_STREAM.name, CONTRACT.releasePartitionFilter],
   ];
-  await poll(async () => {
-    for (const [role, stream, filterFor] of roles) {
-      for (let partition = 0; partition < PARTITIONS; partition++) {
-        const last = await jsm.direct.getMessage(stream, { last_by_subj: filterFor(partition) }).catch(() => null);
-        const entry = await leases.get(CONTRACT.KV_KEYS.checkpoint(role, partition));
-        const checkpoint = entry && entry.length > 0 ? entry.json().seq : 0;
-        if ((last?.seq ?? 0) > checkpoint) return false;
+  await poll(
+    async () => {
+      for (const [role, stream, filterFor] of roles) {
+        for (let partition = 0; partition < PARTITIONS; partition++) {
+          const last = await jsm.direct.getMessage(stream, { last_by_subj: filterFor(partition) }).catch(() => null);
+          const entry = await leases.get(CONTRACT.KV_KEYS.checkpoint(role, partition));
+          const checkpoint = entry && entry.length > 0 ? entry.json().seq : 0;
+          if ((last?.seq ?? 0) > checkpoint) return false;
+        }
       }
-    }
-    return true;
-  }, timeoutMs);
+      return true;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 function portEnv(name) {

@@ -105,14 +105,14 @@ export async function pool(items, concurrency, work) {
   return results;
 }
 
-/** Probes every 20 ms until it returns something truthy (returned), or throws after the timeout. */
-export async function poll(probe, timeoutMs = 10_000) {
+/** Probes every `intervalMs` until it returns something truthy (returned), or throws after the timeout. */
+export async function poll(probe, timeoutMs = 10_000, intervalMs = 20) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value) return value;
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
