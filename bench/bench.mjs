@@ -50,7 +50,7 @@ async function main() {
   log('ceilings: bare Fastify 202, and Fastify + one awaited JetStream publish');
   report.ceiling_fastify_per_s = await ceiling('fastify', nats.url);
   report.ceiling_fastify_publish_per_s = await ceiling('publish', nats.url);
-  // Not a target: the same handler with the write coalescing the services use, to show how
+  // Not a target: the same handler with the services' broker client changes, to show how
   // much of the ingress's standing against the ceiling that alone explains.
   report.ceiling_fastify_publish_coalesced_per_s = await ceiling('publish-coalesced', nats.url);
 
@@ -326,7 +326,7 @@ function printTable(report) {
     ['ceiling: Fastify 202', `${report.ceiling_fastify_per_s}/s`],
     ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s`],
     [
-      '  (same, writes coalesced as in the services)',
+      '  (same, broker client as in the services)',
       `${report.ceiling_fastify_publish_coalesced_per_s}/s (ingress at ${pctOf(report.ingress_accepted_per_s / report.ceiling_fastify_publish_coalesced_per_s)} of it)`,
     ],
     [

@@ -1,8 +1,8 @@
 // The two ceilings the ingress is measured against, on the same machine in the same run:
 //   fastify  — a bare Fastify handler answering 202;
 //   publish  — a bare Fastify handler doing one awaited JetStream publish, then 202;
-//   publish-coalesced — the same, with the services' write coalescing
-//              (libs/messaging/src/write-coalescing.ts), for comparison only.
+//   publish-coalesced — the same, with the services' two client changes (write coalescing and
+//              the shared cancel error, libs/messaging/src), for comparison only.
 // Usage: node bench/ceiling-server.mjs <fastify|publish|publish-coalesced> <port> [natsUrl]
 import Fastify from 'fastify';
 import { connect } from '@nats-io/transport-node';
@@ -15,8 +15,9 @@ if (mode.startsWith('publish')) {
   // The services' client options (libs/messaging connectNats): no async stack traces.
   const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
   if (mode === 'publish-coalesced') {
-    const { coalesceWrites } = await import('../dist/libs/messaging/src/write-coalescing.js');
+    const { coalesceWrites, shareRequestCancelError } = await import('../dist/libs/messaging/src/index.js');
     coalesceWrites(nc);
+    shareRequestCancelError();
   }
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: 'BENCH_CEILING', subjects: ['bench.ceiling.>'] }).catch(() => undefined);
