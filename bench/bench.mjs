@@ -29,6 +29,9 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const STEP_MS = QUICK ? 2_000 : 5_000;
 const RATES = QUICK ? [500, 1_000] : [500, 1_000, 2_000, 3_000, 4_000];
 const CLOSED_MS = QUICK ? 2_000 : 5_000;
+/** The ingress against the publish ceiling: this many alternating pairs of closed loops. */
+const PAIRS = 4;
+const PAIR_MS = QUICK ? 1_000 : 3_000;
 const SCALES = QUICK ? [100, 1_000] : [100, 10_000, 100_000];
 const SCALE_CALLBACKS = QUICK ? 5_000 : 12_000;
 const INTERNAL_TOKEN = 'bench-internal-token-0123456789';
@@ -47,10 +50,9 @@ async function main() {
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
   };
 
-  log('ceilings: bare Fastify 202, and Fastify + one awaited JetStream publish');
+  log("ceilings: bare Fastify 202, and Fastify + one awaited publish with the services' broker client");
   report.ceiling_fastify_per_s = await ceiling('fastify', nats.url);
-  report.ceiling_fastify_publish_per_s = await ceiling('publish', nats.url);
-  // Not a target: the same handler with the services' broker client changes, to show how
+  // Not a target: the publish ceiling with the services' broker client changes, to show how
   // much of the ingress's standing against the ceiling that alone explains.
   report.ceiling_fastify_publish_coalesced_per_s = await ceiling('publish-coalesced', nats.url);
 
@@ -61,18 +63,45 @@ async function main() {
   // Whose CPU each open-loop step used (the broker's and each service's), per callback.
   const processes = { broker: nats.child.pid, ...Object.fromEntries(mesh.services.map((s) => [s.name, s.child.pid])) };
 
-  // The ingress's own cost against the ceiling: the same closed loop, with the sequencer and
-  // the injector paused (SIGSTOP) so the HTTP process and the broker have what the ceiling
-  // had; they are resumed after, and every accepted callback must still be injected.
-  log(`ingress alone (closed loop, 64 in flight, ${CLOSED_MS / 1000} s; sequencer and injector paused)`);
-  const aloneRequests = await registerMany(nc, QUICK ? 20_000 : 60_000, 100, 'alone');
+  // The ingress's own cost against the publish ceiling (the issue's ratio). Both are closed
+  // loops with the sequencer and the injector paused (SIGSTOP), so the HTTP process and the
+  // broker have the machine; they are resumed after, and every accepted callback must still
+  // be injected. Measured as alternating pairs (ceiling then ingress, ingress then ceiling,
+  // …) and reported as medians: this machine's neighbours swing a 5-second figure by half
+  // from one minute to the next, and a ratio of two figures taken minutes apart swung with them.
+  log(`ingress alone against the publish ceiling (${PAIRS} alternating pairs of ${PAIR_MS / 1000} s closed loops)`);
+  const aloneRequests = await registerMany(nc, QUICK ? 20_000 : 72_000, 100, 'alone');
   await waitIdle(nc);
+  const publishCeiling = await startCeiling('publish', nats.url);
+  // Each ingress loop starts where the last stopped: results are released in registration
+  // order, so a request skipped would hold every later one of its conversation (CONTRACT.md §4).
+  let sent = 0;
+  const pairs = [];
+  const aloneRuns = [];
   mesh.signal(['ordering-sequencer', 'conversation-injector'], 'SIGSTOP');
-  const alone = await drive(mesh.ingress, 'closed', aloneRequests, { concurrency: 64 });
+  for (let pair = 0; pair < PAIRS; pair++) {
+    const runCeiling = () =>
+      drive(publishCeiling, 'closed', ceilingRequests(), { concurrency: 64, durationMs: PAIR_MS });
+    const runIngress = () =>
+      drive(mesh.ingress, 'closed', aloneRequests.slice(sent), { concurrency: 64, durationMs: PAIR_MS });
+    const ceilingFirst = pair % 2 === 0;
+    const first = await (ceilingFirst ? runCeiling() : runIngress());
+    const second = await (ceilingFirst ? runIngress() : runCeiling());
+    const [ceilingRun, ingressRun] = ceilingFirst ? [first, second] : [second, first];
+    aloneRuns.push(ingressRun);
+    sent += ingressRun.results.length;
+    const ceiling_per_s = round(ceilingRun.accepted / ceilingRun.seconds);
+    const ingress_per_s = round(ingressRun.accepted / ingressRun.seconds);
+    pairs.push({ ceiling_per_s, ingress_per_s, ratio: round(ingress_per_s / ceiling_per_s, 3) });
+  }
   mesh.signal(['ordering-sequencer', 'conversation-injector'], 'SIGCONT');
-  report.ingress_accepted_per_s = round(alone.accepted / alone.seconds);
-  report.ingress_ratio_to_ceiling = round(report.ingress_accepted_per_s / report.ceiling_fastify_publish_per_s, 3);
-  report.ingress_alone_lost = (await endToEnd(alone, arrivals, 120_000)).lost;
+  await publishCeiling.stop();
+  report.ingress_ceiling_pairs = pairs;
+  report.ceiling_fastify_publish_per_s = median(pairs.map((p) => p.ceiling_per_s));
+  report.ingress_accepted_per_s = median(pairs.map((p) => p.ingress_per_s));
+  report.ingress_ratio_to_ceiling = median(pairs.map((p) => p.ratio));
+  const aloneResults = { results: aloneRuns.flatMap((run) => run.results) };
+  report.ingress_alone_lost = (await endToEnd(aloneResults, arrivals, 120_000)).lost;
   await waitIdle(nc);
 
   log(`ingress with the whole mesh running (closed loop, 64 in flight, ${CLOSED_MS / 1000} s)`);
@@ -148,21 +177,37 @@ async function main() {
 
 // ---------------------------------------------------------------------------------------
 
+/** One ceiling server, started, driven for one closed loop and stopped (the informative ceilings). */
 async function ceiling(mode, natsUrl) {
+  const server = await startCeiling(mode, natsUrl);
+  const run = await drive(server, 'closed', ceilingRequests(), { concurrency: 64 });
+  await server.stop();
+  return round(run.accepted / run.seconds);
+}
+
+/** A ceiling server (bench/ceiling-server.mjs) in its own process; `stop()` ends it. */
+async function startCeiling(mode, natsUrl) {
   const port = await freePort();
   const child = track(
     fork(path.join(ROOT, 'bench/ceiling-server.mjs'), [mode, String(port), natsUrl], { stdio: 'ignore' }),
   );
   await new Promise((resolve) => child.once('message', resolve));
-  const requests = Array.from({ length: 200_000 }, (_, i) => ({
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+/** More requests than any closed loop gets through; a ceiling server takes any id and body. */
+function ceilingRequests() {
+  return Array.from({ length: 200_000 }, (_, i) => ({
     id: String(i),
     path: `/api/v1/webhooks/wi_${i}`,
     body: '{"result":{"ok":true}}',
   }));
-  const run = await drive({ origin: `http://127.0.0.1:${port}` }, 'closed', requests, { concurrency: 64 });
-  child.kill('SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
-  return round(run.accepted / run.seconds);
 }
 
 async function startMesh(natsUrl) {
@@ -260,18 +305,22 @@ async function registerMany(nc, count, conversations, label) {
 async function drive(target, kind, requests, options) {
   const worker = track(fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' }));
   await options.beforeStart?.();
-  const started = now();
-  const { beforeStart: _beforeStart, onWarmedUp, ...plan } = options;
-  worker.send({ kind, origin: target.origin, requests, durationMs: CLOSED_MS, ...plan });
+  const { beforeStart: _beforeStart, onWarmedUp, durationMs = CLOSED_MS, ...plan } = options;
+  worker.send({ kind, origin: target.origin, requests, durationMs, ...plan });
   // The worker says when its warm-up is over (the step starts), then sends the results.
   const { results, cpuMs } = await new Promise((resolve) =>
     worker.on('message', (message) => (message.warmedUp ? onWarmedUp?.() : resolve(message))),
   );
   worker.kill();
-  const seconds =
-    kind === 'closed'
-      ? Math.min(CLOSED_MS, now() - started) / 1000
-      : (Math.max(...results.map((r) => r.answeredAt)) - Math.min(...results.map((r) => r.sentAt))) / 1000;
+  // From the first request sent to the last answer: a closed loop that runs out of requests
+  // before `durationMs` is measured over the time it ran, not the time it was given.
+  let firstSent = Infinity;
+  let lastAnswered = -Infinity;
+  for (const result of results) {
+    firstSent = Math.min(firstSent, result.sentAt);
+    lastAnswered = Math.max(lastAnswered, result.answeredAt);
+  }
+  const seconds = (lastAnswered - firstSent) / 1000;
   const accepted = results.filter((r) => r.status === 202 || r.status === 200).length;
   return { results, accepted, errors: results.length - accepted, seconds, loadGeneratorCpuMs: cpuMs };
 }
@@ -324,14 +373,18 @@ function rssMb(pid) {
 function printTable(report) {
   const rows = [
     ['ceiling: Fastify 202', `${report.ceiling_fastify_per_s}/s`],
-    ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s`],
+    ['ceiling: Fastify + awaited publish', `${report.ceiling_fastify_publish_per_s}/s (median of ${PAIRS} runs)`],
     [
       '  (same, broker client as in the services)',
       `${report.ceiling_fastify_publish_coalesced_per_s}/s (ingress at ${pctOf(report.ingress_accepted_per_s / report.ceiling_fastify_publish_coalesced_per_s)} of it)`,
     ],
     [
       'ingress alone (closed loop)',
-      `${report.ingress_accepted_per_s}/s (${pctOf(report.ingress_ratio_to_ceiling)} of ceiling), lost after resume ${report.ingress_alone_lost}`,
+      `${report.ingress_accepted_per_s}/s (median); ${pctOf(report.ingress_ratio_to_ceiling)} of the ceiling (median of the pairs' ratios), lost after resume ${report.ingress_alone_lost}`,
+    ],
+    [
+      '  pairs: ingress / ceiling per s',
+      report.ingress_ceiling_pairs.map((p) => `${p.ingress_per_s} / ${p.ceiling_per_s}`).join(', '),
     ],
     ['ingress, whole mesh running', `${report.ingress_with_mesh_per_s}/s, lost ${report.ingress_with_mesh_lost}`],
     ...report.steps.map((s) => [
@@ -359,6 +412,12 @@ function printTable(report) {
 }
 
 const pctOf = (ratio) => `${Math.round(ratio * 100)}%`;
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : round((sorted[middle - 1] + sorted[middle]) / 2, 3);
+}
 const log = (message) => process.stdout.write(`[bench] ${message}\n`);
 
 main().catch((error) => {
