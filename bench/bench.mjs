@@ -50,6 +50,7 @@ async function main() {
     machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
   };
 
+  // The stock client's publish ceiling, the target's, is measured below, paired with the ingress.
   log("ceilings: bare Fastify 202, and Fastify + one awaited publish with the services' broker client");
   report.ceiling_fastify_per_s = await ceiling('fastify', nats.url);
   // Not a target: the publish ceiling with the services' broker client changes, to show how
