@@ -17,7 +17,12 @@ const COMMON = [
   'backchannel_http_request_duration_seconds',
   'backchannel_nats_connected',
 ];
-const CONSUMERS = ['backchannel_consumer_pending_messages', 'backchannel_consumer_ack_pending_messages'];
+const CONSUMERS = [
+  'backchannel_consumer_pending_messages',
+  'backchannel_consumer_ack_pending_messages',
+  'backchannel_consumer_delivered_sequence',
+  'backchannel_consumer_checkpoint_sequence',
+];
 const CATALOGUE: Record<string, string[]> = {
   'token-authority': COMMON,
   'callback-ingress': [...COMMON, 'backchannel_callbacks_total'],
@@ -171,6 +176,25 @@ describe('metric catalogue', () => {
         /^backchannel_messages_injected_total\{source="callback",service="conversation-injector"\} 1$/m,
       ),
     );
+    // Idle again, every partition's written checkpoint reaches what it was delivered, and the
+    // callback's partition delivered something: the pair an operator compares (BackchannelCheckpointStuck).
+    for (const name of ['ordering-sequencer', 'conversation-injector']) {
+      await eventually(async () => {
+        const text = await scrape(name);
+        const sequences = (family: string): Map<string, number> =>
+          new Map(
+            [...text.matchAll(new RegExp(`^${family}\\{consumer="([^"]+)",[^}]*\\} (\\d+)$`, 'gm'))].map((m) => [
+              m[1],
+              Number(m[2]),
+            ]),
+          );
+        const delivered = sequences('backchannel_consumer_delivered_sequence');
+        const written = sequences('backchannel_consumer_checkpoint_sequence');
+        expect(Math.max(...delivered.values())).toBeGreaterThan(0);
+        expect(written).toEqual(delivered);
+      });
+    }
+
     const ingress = await scrape('callback-ingress');
     expect(ingress).toMatch(
       /^backchannel_callbacks_total\{kind="final",outcome="accepted",service="callback-ingress"\} 1$/m,

@@ -29,6 +29,14 @@ export interface PartitionBacklog {
   inFlight: number;
   /** Every message of the partition at or below this stream sequence is applied. */
   checkpoint: number;
+  /** Stream sequence of the last message delivered to this run. */
+  delivered: number;
+  /**
+   * The checkpoint as last written: a restart resumes after it. It trails `delivered` by the
+   * states not yet saved (at most a few seconds); one that stays behind is the
+   * `BackchannelCheckpointStuck` alert.
+   */
+  written: number;
 }
 
 export interface PartitionedLogOptions {
@@ -295,6 +303,8 @@ class PartitionRun implements PartitionSession {
       undelivered: this.undelivered,
       inFlight: this.tracker.pending,
       checkpoint: this.tracker.checkpoint,
+      delivered: this.tracker.lastDelivered,
+      written: this.written,
     };
   }
 

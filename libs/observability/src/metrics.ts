@@ -2,6 +2,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type { Counter, Gauge, Histogram };
 
+/** What `partitionBacklog` reads of each partition a replica runs (libs/messaging's `PartitionBacklog`). */
+export interface PartitionBacklogSample {
+  partition: number;
+  undelivered: number;
+  inFlight: number;
+  delivered: number;
+  written: number;
+}
+
 /**
  * One prom-client registry per app (two apps in one test process would otherwise
  * collide on default metric names). Project metrics are `backchannel_` prefixed;
@@ -34,12 +43,15 @@ export class Metrics {
 
   /**
    * The backlog of the partitions a replica runs, read at each scrape:
-   * `backchannel_consumer_pending_messages` (in the stream, not yet delivered) and
-   * `backchannel_consumer_ack_pending_messages` (delivered, not yet applied), labelled
-   * `consumer="<role>-p<partition>"` — partitions are bounded configuration, never ids.
+   * `backchannel_consumer_pending_messages` (in the stream, not yet delivered),
+   * `backchannel_consumer_ack_pending_messages` (delivered, not yet applied), and the stream
+   * sequences `backchannel_consumer_delivered_sequence` and
+   * `backchannel_consumer_checkpoint_sequence` (the checkpoint as written: a checkpoint that
+   * stops below what was delivered is visible), labelled `consumer="<role>-p<partition>"` —
+   * partitions are bounded configuration, never ids.
    */
-  partitionBacklog(role: string, source: () => { partition: number; undelivered: number; inFlight: number }[]): void {
-    const sample = (name: string, help: string, pick: (backlog: { undelivered: number; inFlight: number }) => number) =>
+  partitionBacklog(role: string, source: () => PartitionBacklogSample[]): void {
+    const sample = (name: string, help: string, pick: (backlog: PartitionBacklogSample) => number) =>
       new Gauge({
         name,
         help,
@@ -59,6 +71,16 @@ export class Metrics {
       'backchannel_consumer_ack_pending_messages',
       'Messages of an owned partition delivered to this replica and not yet applied',
       (backlog) => backlog.inFlight,
+    );
+    sample(
+      'backchannel_consumer_delivered_sequence',
+      'Stream sequence of the last message of an owned partition delivered to this replica',
+      (backlog) => backlog.delivered,
+    );
+    sample(
+      'backchannel_consumer_checkpoint_sequence',
+      'Stream sequence of the checkpoint last written for an owned partition (a restart resumes after it)',
+      (backlog) => backlog.written,
     );
   }
 
