@@ -1,8 +1,8 @@
 // The two ceilings the ingress is measured against, on the same machine in the same run:
 //   fastify  — a bare Fastify handler answering 202;
 //   publish  — a bare Fastify handler doing one awaited JetStream publish, then 202;
-//   publish-coalesced — the same, with the services' two client changes (write coalescing and
-//              the shared cancel error, libs/messaging/src), for comparison only.
+//   publish-coalesced — the same over the services' own connection (`connectNats`, with its
+//              write coalescing and shared cancel error), for comparison only.
 // Usage: node bench/ceiling-server.mjs <fastify|publish|publish-coalesced> <port> [natsUrl]
 import Fastify from 'fastify';
 import { connect } from '@nats-io/transport-node';
@@ -12,16 +12,13 @@ const [mode, port, natsUrl] = process.argv.slice(2);
 const app = Fastify({ logger: false });
 let publish = async () => undefined;
 if (mode.startsWith('publish')) {
-  // The services' client options (libs/messaging connectNats): no async stack traces.
-  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
-  if (mode === 'publish-coalesced') {
-    const { coalesceWrites, shareRequestCancelError } = await import('../dist/libs/messaging/src/index.js');
-    coalesceWrites(nc);
-    shareRequestCancelError();
-  }
-  const jsm = await jetstreamManager(nc);
+  // `publish` is the stock client with the services' options (no async stack traces);
+  // `publish-coalesced` is the services' own connection, `connectNats` (libs/messaging).
+  const { js, jsm } =
+    mode === 'publish-coalesced'
+      ? await (await import('../dist/libs/messaging/src/index.js')).connectNats(natsUrl, 'bench-ceiling')
+      : await stockClient();
   await jsm.streams.add({ name: 'BENCH_CEILING', subjects: ['bench.ceiling.>'] }).catch(() => undefined);
-  const js = jetstream(nc);
   let n = 0;
   publish = (body) => js.publish(`bench.ceiling.${n++ % 64}`, JSON.stringify(body));
 }
@@ -32,3 +29,8 @@ app.post('/api/v1/webhooks/:id', async (request, reply) => {
 await app.listen({ port: Number(port), host: '127.0.0.1' });
 process.send?.('ready');
 process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
+
+async function stockClient() {
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+}
