@@ -207,6 +207,54 @@ describe('partitioned log: leases, order per key, checkpoints', () => {
     }
   }, 90_000);
 
+  it("never lowers a checkpoint: a replica paused past its lease that stops late leaves its successor's", async () => {
+    // Seen in a long chaos run (docs/reliability.md, defect 5): a sequencer SIGSTOPped past
+    // its lease came back, stopped its run and wrote its last checkpoint over the higher one
+    // its successor had written since; with nothing new in the partition it stayed behind.
+    const role = 'paused';
+    const checkpointOf = async () =>
+      (await new JsonBucket<PartitionCheckpoint>(leases).get(KV_KEYS.checkpoint(role, 0)))?.value.seq ?? 0;
+    const seqs: number[] = [];
+    for (let n = 0; n < 20; n++) seqs.push((await handles.js.publish(`handover.${role}.0.k${n % 4}`, String(n))).seq);
+    const stuckAt = seqs[5];
+    const replica = (options: { now?: () => number; handle: (seq: number) => Promise<void>; writesEveryMs: number }) =>
+      new PartitionedLog(handles.js, handles.jsm, {
+        role,
+        stream: STREAM.name,
+        partitions: 1,
+        filterFor: () => `handover.${role}.0.>`,
+        keyOf: (subject) => subject.split('.')[3],
+        bucket: new JsonBucket<LeaseBucketValue>(leases),
+        rebalanceEveryMs: 3_600_000,
+        checkpointEveryMs: options.writesEveryMs,
+        handle: (message) => options.handle(message.seq),
+        ...(options.now ? { now: options.now } : {}),
+      });
+    // The paused replica: it cannot apply one message (its broker calls hang, then fail) and
+    // writes no checkpoint before it stops, so its last one is below that message.
+    const paused = replica({
+      handle: (seq) => (seq === stuckAt ? Promise.reject(new Error('broker unavailable')) : Promise.resolve()),
+      writesEveryMs: 3_600_000,
+    });
+    await paused.start();
+    await eventually(() =>
+      expect(paused.backlog()[0]).toMatchObject({ delivered: seqs.at(-1), checkpoint: stuckAt - 1 }),
+    );
+    // Its successor sees its lease expired (a clock past the lease), takes the partition over
+    // from the last checkpoint, applies everything and writes its checkpoint.
+    const successor = replica({ now: () => Date.now() + 60_000, handle: () => Promise.resolve(), writesEveryMs: 50 });
+    await successor.start();
+    try {
+      expect(successor.ownedPartitions()).toEqual([0]);
+      await eventually(async () => expect(await checkpointOf()).toBe(seqs.at(-1)));
+      // The paused replica comes back and stops: its last write does not put the older one back.
+      await paused.stop();
+      expect(await checkpointOf()).toBe(seqs.at(-1));
+    } finally {
+      await successor.stop();
+    }
+  });
+
   it('sweeps the heartbeats of replicas killed long ago, and keeps recent ones', async () => {
     const bucket = new JsonBucket<LeaseBucketValue>(leases);
     const gone = KV_KEYS.member('sweep', 'sequencer-killed-long-ago');

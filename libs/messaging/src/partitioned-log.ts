@@ -8,7 +8,7 @@ import {
 } from '@nats-io/jetstream';
 import { KV_KEYS, type PartitionCheckpoint } from '@backchannel/contracts';
 import { CheckpointTracker } from './checkpoint-tracker.js';
-import type { JsonBucket } from './json-bucket.js';
+import type { JsonBucket, Versioned } from './json-bucket.js';
 import { KeyedSerialQueue } from './keyed-serial-queue.js';
 import { PartitionLeases, type LeaseBucketValue } from './partition-leases.js';
 
@@ -94,6 +94,7 @@ const PULL_IDLE_HEARTBEAT_MS = 500;
 /** No delivery for this long, with messages waiting in the stream: the read is restarted. */
 const STALL_MS = 5_000;
 const STOP_WAIT_MS = 10_000;
+const CHECKPOINT_WRITE_ATTEMPTS = 3;
 let sessionIds = 0;
 
 /**
@@ -209,8 +210,8 @@ export class PartitionedLog {
   }
 
   private async startPartition(partition: number): Promise<void> {
-    const checkpoint = await this.readCheckpoint(partition);
-    const run = new PartitionRun(this.js, this.jsm, this.options, partition, checkpoint);
+    const stored = await this.options.bucket.get(KV_KEYS.checkpoint(this.options.role, partition));
+    const run = new PartitionRun(this.js, this.jsm, this.options, partition, checkpointOf(stored));
     await this.options.onAcquired?.(partition, run);
     await run.start();
     this.runs.set(partition, run);
@@ -223,12 +224,17 @@ export class PartitionedLog {
     await run.stop();
     this.options.onLost?.(partition);
   }
+}
 
-  private async readCheckpoint(partition: number): Promise<number> {
-    const stored = await this.options.bucket.get(KV_KEYS.checkpoint(this.options.role, partition));
-    const value = stored?.value as PartitionCheckpoint | undefined;
-    return typeof value?.seq === 'number' ? value.seq : 0;
-  }
+/** A partition's checkpoint as stored (0 and no revision when there is none yet). */
+interface StoredCheckpoint {
+  seq: number;
+  revision: number | null;
+}
+
+function checkpointOf(stored: Versioned<LeaseBucketValue> | null): StoredCheckpoint {
+  const seq = (stored?.value as PartitionCheckpoint | undefined)?.seq;
+  return { seq: typeof seq === 'number' ? seq : 0, revision: stored?.revision ?? null };
 }
 
 /** One partition on this replica, from taking it over to giving it up. */
@@ -243,6 +249,8 @@ class PartitionRun implements PartitionSession {
   private stopping = false;
   private undelivered = 0;
   private written: number;
+  /** Revision of the stored checkpoint as last read or written: the next write's compare-and-set. */
+  private revision: number | null;
   private writing?: Promise<void>;
   private checkpointTimer?: NodeJS.Timeout;
   private wakeReader?: () => void;
@@ -255,10 +263,11 @@ class PartitionRun implements PartitionSession {
     private readonly jsm: JetStreamManager,
     private readonly options: PartitionedLogOptions,
     private readonly partition: number,
-    startAfter: number,
+    startAfter: StoredCheckpoint,
   ) {
-    this.tracker = new CheckpointTracker(startAfter);
-    this.written = startAfter;
+    this.tracker = new CheckpointTracker(startAfter.seq);
+    this.written = startAfter.seq;
+    this.revision = startAfter.revision;
     this.maxInFlight = options.maxInFlight ?? 1_024;
   }
 
@@ -424,12 +433,38 @@ class PartitionRun implements PartitionSession {
       const covered = (await this.options.beforeCheckpoint?.(this.partition, candidate, final)) ?? candidate;
       const checkpoint = Math.min(candidate, covered);
       if (checkpoint <= this.written) return;
-      const value: PartitionCheckpoint = { seq: checkpoint, at: new Date().toISOString() };
-      await this.options.bucket.put(KV_KEYS.checkpoint(this.options.role, this.partition), value);
-      this.written = checkpoint;
+      this.written = await this.advance(checkpoint);
     } catch (error) {
       this.options.onError?.(error, this.partition);
     }
+  }
+
+  /**
+   * Stores the checkpoint by compare-and-set, never lowering it, and returns the one now
+   * stored. A replica paused past its lease still writes when it comes back and stops its
+   * run; a plain put then replaced its successor's higher checkpoint with its own, and with
+   * nothing new in the partition it stayed behind (found by a chaos run, defect 5 of
+   * docs/reliability.md). A higher stored checkpoint is as good as ours: whoever wrote it
+   * applied and saved everything up to it.
+   */
+  private async advance(seq: number): Promise<number> {
+    const key = KV_KEYS.checkpoint(this.options.role, this.partition);
+    const value: PartitionCheckpoint = { seq, at: new Date().toISOString() };
+    for (let attempt = 0; attempt < CHECKPOINT_WRITE_ATTEMPTS; attempt++) {
+      const revision =
+        this.revision === null
+          ? await this.options.bucket.create(key, value)
+          : await this.options.bucket.update(key, value, this.revision);
+      if (revision !== false) {
+        this.revision = revision;
+        return seq;
+      }
+      const stored = checkpointOf(await this.options.bucket.get(key));
+      this.revision = stored.revision;
+      if (stored.seq >= seq) return stored.seq;
+    }
+    // Another writer moved it every time: the next round tries again.
+    return this.written;
   }
 }
 
