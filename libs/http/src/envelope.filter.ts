@@ -2,6 +2,7 @@ import { Catch, Inject, type ArgumentsHost, type ExceptionFilter } from '@nestjs
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LOGGER } from './tokens.js';
 import { sendError, toHttpApiError, type ErrorLogger } from './error-rendering.js';
+import { requestTraceId } from './request-trace.js';
 
 /** Renders every error a route throws as the contract's envelope. */
 @Catch()
@@ -12,6 +13,7 @@ export class EnvelopeFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const reply = http.getResponse<FastifyReply>();
     if (reply.sent) return;
-    sendError(reply, http.getRequest<FastifyRequest>(), toHttpApiError(exception, this.logger));
+    const request = http.getRequest<FastifyRequest>();
+    sendError(reply, request, toHttpApiError(exception, this.logger, requestTraceId(request)));
   }
 }

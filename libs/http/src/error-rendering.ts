@@ -34,8 +34,11 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 /** Fastify's JSON parser (secure-json-parse) refuses both with the same error. */
 const UNPARSABLE_BODY = 'the body is not valid JSON, or holds a __proto__ or constructor.prototype key';
 
-/** Any thrown value as a contract error. Unknown ones are logged (scrubbed) and become 500. */
-export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
+/**
+ * Any thrown value as a contract error. Unknown ones are logged (scrubbed, with the
+ * request's `traceId`) and become 500.
+ */
+export function toHttpApiError(error: unknown, logger: ErrorLogger, traceId?: string): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof BrokerUnavailableError) {
     return new ApiError('unavailable', 'the broker cannot take the request now; retry', {
@@ -60,7 +63,7 @@ export function toHttpApiError(error: unknown, logger: ErrorLogger): ApiError {
     if (status === 413) return new ApiError('payload_too_large', 'the body is too large');
     if (status < 500) return new ApiError('invalid_request', error.message);
   }
-  logger.error({ err: error }, 'unexpected error');
+  logger.error({ err: error, trace_id: traceId }, 'unexpected error');
   return new ApiError('internal_error', 'an unexpected error occurred');
 }
 

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { ArgumentsHost } from '@nestjs/common';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Tracing, createLogger } from '@backchannel/observability';
+import { EnvelopeFilter } from './envelope.filter.js';
 import { requestTraceId, traceRequests } from './request-trace.js';
 
 class Lines extends Writable {
@@ -24,14 +26,14 @@ describe('request trace context', () => {
     fastify = Fastify();
     traceRequests(fastify, logger, Tracing.off());
     fastify.post('/things/:id', async (request) => {
-      // After the body was read (socket events) and an await: still inside the request's trace.
+      // After the body was read (socket events) and an await: still the request's trace.
       await new Promise((resolve) => setTimeout(resolve, 5));
-      logger.info({ step: 'handled' }, 'inside');
       return { trace_id: requestTraceId(request), header: request.headers['traceparent'] };
     });
     fastify.get('/healthz', () => ({ ok: true }));
-    fastify.get('/boom', () => {
-      throw new Error('boom');
+    // What Nest does with a route's unexpected error: the envelope filter renders it.
+    fastify.get('/boom', (request, reply) => {
+      new EnvelopeFilter(logger).catch(new Error('boom'), hostOf(request, reply));
     });
     url = await fastify.listen({ port: 0, host: '127.0.0.1' });
   });
@@ -40,7 +42,7 @@ describe('request trace context', () => {
     await fastify.close();
   });
 
-  it("keeps a valid traceparent's trace, in the handler's lines and the request line", async () => {
+  it("keeps a valid traceparent's trace, for the handler and in the request line", async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const answer = await fetch(`${url}/things/42`, {
       method: 'POST',
@@ -52,7 +54,6 @@ describe('request trace context', () => {
       body: JSON.stringify({ big: 'x'.repeat(100_000) }),
     });
     expect(await answer.json()).toEqual({ trace_id: traceId, header: `00-${traceId}-00f067aa0ba902b7-01` });
-    expect(out.lines).toContainEqual(expect.objectContaining({ msg: 'inside', step: 'handled', trace_id: traceId }));
     const requestLine = out.lines.find((line) => line.msg === 'http request' && line.trace_id === traceId);
     expect(requestLine).toMatchObject({ level: 'info', method: 'POST', route: '/things/:id', status: 200 });
     expect(Object.keys(requestLine!).sort()).toEqual(
@@ -78,7 +79,7 @@ describe('request trace context', () => {
       setTimeout(() => request.end('"two"}'), 30);
     });
     expect(JSON.parse(answer)).toMatchObject({ trace_id: traceId });
-    expect(out.lines).toContainEqual(expect.objectContaining({ msg: 'inside', trace_id: traceId }));
+    expect(out.lines).toContainEqual(expect.objectContaining({ msg: 'http request', trace_id: traceId, status: 200 }));
   });
 
   it('gives a request without a valid traceparent one new trace, written back as its header', async () => {
@@ -95,8 +96,19 @@ describe('request trace context', () => {
       const body = (await answer.json()) as { trace_id: string; header: string };
       expect(body.trace_id).toMatch(/^[0-9a-f]{32}$/);
       expect(body.header).toMatch(new RegExp(`^00-${body.trace_id}-[0-9a-f]{16}-00$`));
-      expect(out.lines).toContainEqual(expect.objectContaining({ msg: 'inside', trace_id: body.trace_id }));
+      expect(out.lines).toContainEqual(expect.objectContaining({ msg: 'http request', trace_id: body.trace_id }));
     }
+  });
+
+  it("an unexpected error is logged with the request's trace, the one its envelope names", async () => {
+    const traceId = '5cf92f3577b34da6a3ce929d0e0e4799';
+    const answer = await fetch(`${url}/boom`, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } });
+    expect(answer.status).toBe(500);
+    const body = (await answer.json()) as { errors: { code: string; meta: { trace_id: string } }[] };
+    expect(body.errors[0]).toMatchObject({ code: 'internal_error', meta: { trace_id: traceId } });
+    expect(out.lines).toContainEqual(
+      expect.objectContaining({ msg: 'unexpected error', level: 'error', trace_id: traceId }),
+    );
   });
 
   it('logs probes at debug and 5xx at warn; lines outside a request carry no trace', async () => {
@@ -108,3 +120,8 @@ describe('request trace context', () => {
     expect(out.lines.find((line) => line.msg === 'outside')).not.toHaveProperty('trace_id');
   });
 });
+
+/** The one part of Nest's `ArgumentsHost` the envelope filter reads. */
+function hostOf(request: FastifyRequest, reply: FastifyReply): ArgumentsHost {
+  return { switchToHttp: () => ({ getRequest: () => request, getResponse: () => reply }) } as unknown as ArgumentsHost;
+}

@@ -1,15 +1,7 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Span } from '@opentelemetry/api';
-import {
-  parseTraceparent,
-  traceFrom,
-  traceStorage,
-  type Logger,
-  type TraceContext,
-  type Tracing,
-} from '@backchannel/observability';
+import { parseTraceparent, traceFrom, type Logger, type TraceContext, type Tracing } from '@backchannel/observability';
 
 interface RequestLike {
   raw?: IncomingMessage;
@@ -17,7 +9,6 @@ interface RequestLike {
 }
 
 const traces = new WeakMap<object, TraceContext>();
-const scopes = new WeakMap<object, AsyncResource>();
 const spans = new WeakMap<object, Span>();
 
 /** Routes probed every few seconds: their lines are `debug`, so `info` stays readable. */
@@ -38,16 +29,14 @@ export function requestTraceId(request: RequestLike): string {
 }
 
 /**
- * Request-scoped trace context and one log line per request.
+ * Each request's trace and one log line per request.
  *
- * - `onRequest` settles the request's trace (`traceFrom(traceparent)`), writes it back as
- *   the request's `traceparent` header (so code that parses the header itself, e.g.
- *   `traceFrom(headers.traceparent)` in a controller, gets the same trace, not a new one
- *   per call), and runs the rest of the request inside it: every line logged while the
- *   request is handled carries its `trace_id` (the logger's mixin).
- * - `preValidation` re-enters that scope once the body is read. Fastify 5 on Node 20 keeps
- *   it across body parsing anyway (request-trace.spec.ts checks a body sent late); this
- *   is the belt to that, as @fastify/request-context does.
+ * - `onRequest` settles the request's trace (`traceFrom(traceparent)`) and writes it back
+ *   as the request's `traceparent` header, so code that parses the header itself (e.g.
+ *   `traceFrom(headers.traceparent)` in a controller) gets the same trace, not a new one
+ *   per call, and `requestTraceId(request)` answers it anywhere the request is at hand.
+ *   A line a handler writes about the request names it (`{ trace_id }`): there is no
+ *   implicit async context (libs/observability/src/logger.ts says why).
  * - `onResponse` logs `{trace_id, request_id, method, route, status, duration_ms}`. Never
  *   headers, bodies or the raw URL: the route template is enough and holds no secret.
  *   Health probes and scrapes at `debug`, 5xx at `warn`, everything else at `info`.
@@ -69,15 +58,7 @@ export function traceRequests(fastify: FastifyInstance, logger: Logger, tracing:
     }
     request.headers['traceparent'] = `00-${trace.traceId}-${trace.spanId}-${trace.sampled ? '01' : '00'}`;
     traces.set(request.raw, trace);
-    traceStorage.run({ traceId: trace.traceId }, () => {
-      scopes.set(request.raw, new AsyncResource('backchannel.request'));
-      done();
-    });
-  });
-  fastify.addHook('preValidation', (request, _reply, done) => {
-    const scope = scopes.get(request.raw);
-    if (scope) scope.runInAsyncScope(done);
-    else done();
+    done();
   });
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -1,7 +1,6 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 import type { LoggerService } from '@nestjs/common';
 import { REDACTED_PATHS, scrubSecrets, scrubString } from './redaction.js';
-import { currentTraceId } from './trace-context.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = PinoLogger;
@@ -17,8 +16,13 @@ export interface LoggerOptions {
 
 /**
  * The JSON line logger of every service: pino with path redaction plus a value scrub,
- * so no callback token, API key, signing secret or internal token reaches a line. Every
- * line written while a request or message is handled carries its `trace_id`.
+ * so no callback token, API key, signing secret or internal token reaches a line.
+ *
+ * A line about a request or a message carries its `trace_id` because the code writing it
+ * says so (`{ trace_id }` in the logged object), not through an implicit async context:
+ * on Node 20, one `AsyncLocalStorage.run` anywhere in a process turns on a promise hook
+ * for every promise it ever makes, and that cost 10–17 % of each service's CPU
+ * (docs/benchmarks.md, item 12) for the handful of lines that needed it.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const secrets = options.knownSecrets ?? [];
@@ -29,12 +33,6 @@ export function createLogger(options: LoggerOptions): Logger {
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
-      // The current request's or message's trace (trace-context.ts); an explicit
-      // `trace_id` in the logged object wins.
-      mixin: () => {
-        const traceId = currentTraceId();
-        return traceId ? { trace_id: traceId } : {};
-      },
       formatters: {
         level: (label) => ({ level: label }),
         log: (object) => scrubSecrets(object, secrets) as Record<string, unknown>,

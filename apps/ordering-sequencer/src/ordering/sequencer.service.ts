@@ -237,7 +237,12 @@ export class SequencerService {
     const reason = await this.distrust(partition, state, stored, first);
     const held = this.hold(partition, conversationId, session, state, stored);
     if (reason) {
-      this.logger.warn({ conversation_id: conversationId, partition, reason }, 'completing a state from the work log');
+      // The trace of the event that met the state, when it has one (ends and progress do).
+      const traceId = first && 'trace_id' in first.event ? first.event.trace_id : undefined;
+      this.logger.warn(
+        { trace_id: traceId, conversation_id: conversationId, partition, reason },
+        'completing a state from the work log',
+      );
       held.catchingUp = true;
       await this.finishCatchUp(partition, held, first);
     } else {

@@ -17,7 +17,7 @@ import {
   type NatsHandles,
   type PartitionSession,
 } from '@backchannel/messaging';
-import { Metrics, withTraceId, type Logger } from '@backchannel/observability';
+import { Metrics, type Logger } from '@backchannel/observability';
 import { SequencerService } from './sequencer.service.js';
 
 export const SERVICE_CONTEXT = Symbol('SERVICE_CONTEXT');
@@ -85,9 +85,7 @@ export class WorkLogConsumer implements OnApplicationBootstrap, BeforeApplicatio
       );
       return;
     }
-    // Lines logged while applying carry the event's trace (ends and progress have one).
-    const traceId = 'trace_id' in event ? event.trace_id : undefined;
-    await withTraceId(traceId, () => this.sequencer.apply(partition, event, message.seq, session.id));
+    await this.sequencer.apply(partition, event, message.seq, session.id);
   }
 
   /**
