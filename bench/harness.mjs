@@ -56,13 +56,14 @@ export async function stopNats(nats) {
 }
 
 /**
- * Starts services from dist/ (`specs`: `{ name, env, nodeArgs? }`, each with its port in
- * `env` already) and waits until every one answers `/readyz` with 200.
+ * Starts services from dist/ (`specs`: `{ name, env, nodeArgs?, root? }`, each with its port
+ * in `env` already; `root`: another checkout whose build to run) and waits until every one
+ * answers `/readyz` with 200.
  */
 export async function startServices(specs) {
-  const services = specs.map(({ name, env, nodeArgs = [], port }) => {
+  const services = specs.map(({ name, env, nodeArgs = [], port, root = ROOT }) => {
     const child = track(
-      spawn(process.execPath, [...nodeArgs, path.join(ROOT, `dist/apps/${name}/src/main.js`)], {
+      spawn(process.execPath, [...nodeArgs, path.join(root, `dist/apps/${name}/src/main.js`)], {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'ignore', 'inherit'],
       }),
