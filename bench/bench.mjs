@@ -60,7 +60,7 @@ async function main() {
   log('mesh: token-authority, callback-ingress, ordering-sequencer, conversation-injector');
   const mesh = await startMesh(nats.url);
   const nc = await connect({ servers: nats.url });
-  const arrivals = followLive(nc);
+  const arrivals = await followLive(nats.url);
   // Whose CPU each open-loop step used (the broker's and each service's), per callback.
   const processes = { broker: nats.child.pid, ...Object.fromEntries(mesh.services.map((s) => [s.name, s.child.pid])) };
 
@@ -168,6 +168,7 @@ async function main() {
   report.rss_mb = Object.fromEntries(mesh.services.map((s) => [s.name, rssMb(s.child.pid)]));
 
   await nc.close();
+  arrivals.stop();
   await stopServices(mesh.services);
   await stopNats(nats);
   printTable(report);
@@ -345,20 +346,39 @@ function cpuPerCallback(before, after, run) {
   return used;
 }
 
-function followLive(nc) {
+/**
+ * When each injected message arrived on the live subjects, by work item, as stamped by
+ * `bench/live-follower.mjs` (a process of its own, so this one's garbage collections do
+ * not delay the stamps). `take()` brings what arrived since the last call over.
+ */
+async function followLive(natsUrl) {
+  const child = track(
+    fork(path.join(ROOT, 'bench/live-follower.mjs'), [natsUrl, CONTRACT.LIVE_MESSAGES_WILDCARD], { stdio: 'ignore' }),
+  );
+  await new Promise((resolve) => child.once('message', resolve));
   const arrivals = new Map();
-  nc.subscribe(CONTRACT.LIVE_MESSAGES_WILDCARD, {
-    callback: (_error, msg) => {
-      const message = msg.json();
-      if (message.source?.work_item_id) arrivals.set(message.source.work_item_id, now());
+  return {
+    has: (workItemId) => arrivals.has(workItemId),
+    get: (workItemId) => arrivals.get(workItemId),
+    take: async () => {
+      const taken = new Promise((resolve) => child.once('message', resolve));
+      child.send('take');
+      for (const [workItemId, at] of await taken) arrivals.set(workItemId, at);
     },
-  });
-  return arrivals;
+    stop: () => child.kill(),
+  };
 }
 
 async function endToEnd(run, arrivals, waitMs = 10_000) {
   const accepted = run.results.filter((r) => r.status === 202 || r.status === 200);
-  await poll(() => accepted.every((r) => arrivals.has(r.id)), waitMs).catch(() => undefined);
+  await poll(
+    async () => {
+      await arrivals.take();
+      return accepted.every((r) => arrivals.has(r.id));
+    },
+    waitMs,
+    100,
+  ).catch(() => arrivals.take());
   const latencies = accepted
     .filter((r) => arrivals.has(r.id))
     .map((r) => arrivals.get(r.id) - r.sentAt)
