@@ -207,53 +207,73 @@ describe('partitioned log: leases, order per key, checkpoints', () => {
     }
   }, 90_000);
 
-  it("never lowers a checkpoint: a replica paused past its lease that stops late leaves its successor's", async () => {
-    // Seen in a long chaos run (docs/reliability.md, defect 5): a sequencer SIGSTOPped past
-    // its lease came back, stopped its run and wrote its last checkpoint over the higher one
-    // its successor had written since; with nothing new in the partition it stayed behind.
-    const role = 'paused';
-    const checkpointOf = async () =>
-      (await new JsonBucket<PartitionCheckpoint>(leases).get(KV_KEYS.checkpoint(role, 0)))?.value.seq ?? 0;
-    const seqs: number[] = [];
-    for (let n = 0; n < 20; n++) seqs.push((await handles.js.publish(`handover.${role}.0.k${n % 4}`, String(n))).seq);
-    const stuckAt = seqs[5];
-    const replica = (options: { now?: () => number; handle: (seq: number) => Promise<void>; writesEveryMs: number }) =>
-      new PartitionedLog(handles.js, handles.jsm, {
-        role,
-        stream: STREAM.name,
-        partitions: 1,
-        filterFor: () => `handover.${role}.0.>`,
-        keyOf: (subject) => subject.split('.')[3],
-        bucket: new JsonBucket<LeaseBucketValue>(leases),
-        rebalanceEveryMs: 3_600_000,
-        checkpointEveryMs: options.writesEveryMs,
-        handle: (message) => options.handle(message.seq),
-        ...(options.now ? { now: options.now } : {}),
+  // Seen in a long chaos run (docs/reliability.md, defect 5): a sequencer SIGSTOPped past its
+  // lease came back, stopped its run and wrote its last checkpoint over the higher one its
+  // successor had written since; with nothing new in the partition it stayed behind. Its
+  // last write is a create when it never wrote before, else an update at a revision that is
+  // out of date by then: both must leave the successor's checkpoint alone.
+  it.each([
+    ['had never written one', false],
+    ['had written one before', true],
+  ])(
+    "never lowers a checkpoint: a replica paused past its lease that %s leaves its successor's when it stops",
+    async (_case, wroteBefore) => {
+      const role = wroteBefore ? 'paused-wrote' : 'paused';
+      const checkpointOf = async () =>
+        (await new JsonBucket<PartitionCheckpoint>(leases).get(KV_KEYS.checkpoint(role, 0)))?.value.seq ?? 0;
+      const seqs: number[] = [];
+      for (let n = 0; n < 20; n++) seqs.push((await handles.js.publish(`handover.${role}.0.k${n % 4}`, String(n))).seq);
+      const stuckAt = seqs[5];
+      const replica = (options: {
+        now?: () => number;
+        handle: (seq: number) => Promise<void>;
+        writesEveryMs: number;
+        covered?: (candidate: number, final: boolean) => number;
+      }) =>
+        new PartitionedLog(handles.js, handles.jsm, {
+          role,
+          stream: STREAM.name,
+          partitions: 1,
+          filterFor: () => `handover.${role}.0.>`,
+          keyOf: (subject) => subject.split('.')[3],
+          bucket: new JsonBucket<LeaseBucketValue>(leases),
+          rebalanceEveryMs: 3_600_000,
+          checkpointEveryMs: options.writesEveryMs,
+          handle: (message) => options.handle(message.seq),
+          ...(options.covered
+            ? { beforeCheckpoint: (_p, candidate, final) => Promise.resolve(options.covered!(candidate, final)) }
+            : {}),
+          ...(options.now ? { now: options.now } : {}),
+        });
+      // The paused replica cannot apply one message (its broker calls hang, then fail). Until
+      // it stops it writes either nothing, or checkpoints that trail what it applied (its
+      // states saved a round behind, as the sequencer's are) and stall at seqs[2].
+      const paused = replica({
+        handle: (seq) => (seq === stuckAt ? Promise.reject(new Error('broker unavailable')) : Promise.resolve()),
+        writesEveryMs: wroteBefore ? 50 : 3_600_000,
+        covered: (candidate, final) => (final ? candidate : Math.min(candidate, seqs[2])),
       });
-    // The paused replica: it cannot apply one message (its broker calls hang, then fail) and
-    // writes no checkpoint before it stops, so its last one is below that message.
-    const paused = replica({
-      handle: (seq) => (seq === stuckAt ? Promise.reject(new Error('broker unavailable')) : Promise.resolve()),
-      writesEveryMs: 3_600_000,
-    });
-    await paused.start();
-    await eventually(() =>
-      expect(paused.backlog()[0]).toMatchObject({ delivered: seqs.at(-1), checkpoint: stuckAt - 1 }),
-    );
-    // Its successor sees its lease expired (a clock past the lease), takes the partition over
-    // from the last checkpoint, applies everything and writes its checkpoint.
-    const successor = replica({ now: () => Date.now() + 60_000, handle: () => Promise.resolve(), writesEveryMs: 50 });
-    await successor.start();
-    try {
-      expect(successor.ownedPartitions()).toEqual([0]);
-      await eventually(async () => expect(await checkpointOf()).toBe(seqs.at(-1)));
-      // The paused replica comes back and stops: its last write does not put the older one back.
-      await paused.stop();
-      expect(await checkpointOf()).toBe(seqs.at(-1));
-    } finally {
-      await successor.stop();
-    }
-  });
+      await paused.start();
+      await eventually(() =>
+        expect(paused.backlog()[0]).toMatchObject({ delivered: seqs.at(-1), checkpoint: stuckAt - 1 }),
+      );
+      if (wroteBefore) await eventually(async () => expect(await checkpointOf()).toBe(seqs[2]));
+      // Its successor sees its lease expired (a clock past the lease), takes the partition
+      // over from the last checkpoint, applies everything and writes its checkpoint.
+      const successor = replica({ now: () => Date.now() + 60_000, handle: () => Promise.resolve(), writesEveryMs: 50 });
+      await successor.start();
+      try {
+        expect(successor.ownedPartitions()).toEqual([0]);
+        await eventually(async () => expect(await checkpointOf()).toBe(seqs.at(-1)));
+        // The paused replica comes back and stops: its last write (up to stuckAt - 1) does
+        // not put the older checkpoint back.
+        await paused.stop();
+        expect(await checkpointOf()).toBe(seqs.at(-1));
+      } finally {
+        await successor.stop();
+      }
+    },
+  );
 
   it('sweeps the heartbeats of replicas killed long ago, and keeps recent ones', async () => {
     const bucket = new JsonBucket<LeaseBucketValue>(leases);

@@ -463,7 +463,12 @@ class PartitionRun implements PartitionSession {
       this.revision = stored.revision;
       if (stored.seq >= seq) return stored.seq;
     }
-    // Another writer moved it every time: the next round tries again.
+    // Another writer moved it every time (or a value it cannot read is in the way): said
+    // out loud, and the next round tries again.
+    this.options.onError?.(
+      new Error(`checkpoint ${seq} not written: ${CHECKPOINT_WRITE_ATTEMPTS} compare-and-set attempts lost`),
+      this.partition,
+    );
     return this.written;
   }
 }
