@@ -27,11 +27,7 @@ class RecordsMirrorLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 @Module({})
 export class CallbackIngressModule {
   static register(context: ServiceContext, clock: Clock = new Clock()): DynamicModule {
-    const records = new MirroredWorkItemRecords(
-      context.buckets.get(WORK_ITEMS_BUCKET.bucket)!,
-      context.config.REPLAY_TTL_MS,
-      () => clock.now(),
-    );
+    const records = new MirroredWorkItemRecords(context.buckets.get(WORK_ITEMS_BUCKET.bucket)!, () => clock.now());
     return {
       module: CallbackIngressModule,
       controllers: [CallbacksController],

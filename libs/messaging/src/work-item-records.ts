@@ -26,7 +26,14 @@ export class WorkItemRecords {
 /**
  * An in-memory mirror of new work item records, fed by a KV watch, so the ingress checks
  * a token without a broker round trip. Records are immutable, so a mirrored one is never
- * stale; a miss (a callback faster than the watch, or a restart) reads the bucket.
+ * stale; a miss (a callback faster than the watch, a restart, or a record already pruned)
+ * reads the bucket.
+ *
+ * A record leaves the mirror once its item's deadline has passed: a callback after that is
+ * rare (a 410, or a late replay within `REPLAY_TTL_MS`) and pays one read. Kept until the
+ * end of the replay window instead, the mirror held every registration of the last
+ * timeout + 10 minutes: at 1,000 registrations/s some 630,000 records, ~280 MB, more than
+ * the ingress's heap in its default container (docs/deploy.md, Sizing).
  */
 export class MirroredWorkItemRecords extends WorkItemRecords {
   private readonly mirror = new Map<string, WorkItemRecord>();
@@ -35,8 +42,6 @@ export class MirroredWorkItemRecords extends WorkItemRecords {
 
   constructor(
     private readonly kv: KV,
-    /** How long after its deadline a record may still be asked for (replays): `REPLAY_TTL_MS`. */
-    private readonly keepAfterDeadlineMs: number,
     private readonly now: () => number = Date.now,
   ) {
     super(kv);
@@ -56,7 +61,7 @@ export class MirroredWorkItemRecords extends WorkItemRecords {
         this.mirror.set(record.work_item_id, record);
       }
     })().catch(() => undefined);
-    this.pruneTimer = setInterval(() => this.prune(), 10_000);
+    this.pruneTimer = setInterval(() => this.pruneExpired(), 10_000);
     this.pruneTimer.unref();
   }
 
@@ -69,10 +74,11 @@ export class MirroredWorkItemRecords extends WorkItemRecords {
     return this.mirror.size;
   }
 
-  private prune(): void {
+  /** Drops the records whose deadline has passed (every 10 s). */
+  pruneExpired(): void {
     const now = this.now();
     for (const [workItemId, record] of this.mirror) {
-      if (Date.parse(record.expires_at) + this.keepAfterDeadlineMs < now) this.mirror.delete(workItemId);
+      if (Date.parse(record.expires_at) <= now) this.mirror.delete(workItemId);
     }
   }
 }
