@@ -45,7 +45,7 @@ export default tseslint.config(
         },
         {
           // On Node 20 one AsyncLocalStorage.run turns on a promise hook for every promise
-          // the process makes: 10–17 % of a service's CPU (docs/benchmarks.md, item 12).
+          // the process makes: about a tenth of a service's CPU (docs/benchmarks.md, item 12).
           selector:
             "ImportSpecifier[imported.name='AsyncLocalStorage'], ImportSpecifier[imported.name='AsyncResource']",
           message: 'No implicit async context: pass the trace id (libs/observability/src/logger.ts says why).',

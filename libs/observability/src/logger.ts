@@ -21,7 +21,7 @@ export interface LoggerOptions {
  * A line about a request or a message carries its `trace_id` because the code writing it
  * says so (`{ trace_id }` in the logged object), not through an implicit async context:
  * on Node 20, one `AsyncLocalStorage.run` anywhere in a process turns on a promise hook
- * for every promise it ever makes, and that cost 10–17 % of each service's CPU
+ * for every promise it ever makes, and that cost about a tenth of each service's CPU
  * (docs/benchmarks.md, item 12) for the handful of lines that needed it.
  */
 export function createLogger(options: LoggerOptions): Logger {

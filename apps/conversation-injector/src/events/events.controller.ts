@@ -1,5 +1,6 @@
 import { Controller, Get, Headers, Param, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { requestTraceId } from '@backchannel/http';
 import { TenantAccess, requireConversationId } from '../access/tenant-access.service.js';
 import { parseResumePoint } from '../messages/page-query.js';
 import { FollowersService } from './followers.service.js';
@@ -26,7 +27,7 @@ export class EventsController {
     const after = parseResumePoint(lastEventId, query.after);
     await this.access.conversation(caller, conversationId);
     // Subscribed before the response starts: errors until here are ordinary envelopes.
-    const follower = await this.followers.follow(caller, conversationId, after);
+    const follower = await this.followers.follow(caller, conversationId, after, requestTraceId(reply.request));
     reply.hijack();
     reply.raw.writeHead(200, {
       ...definedHeaders(reply.getHeaders()),

@@ -67,6 +67,7 @@ async function started(after: number | undefined, transcript: FakeTranscript, fe
   const sut = new Follower(
     'c1',
     { tenantId: 't', keyId: 'k' },
+    '4bf92f3577b34da6a3ce929d0e0e4736',
     transcript as unknown as TranscriptReader,
     pino({ level: 'silent' }),
     60_000,

@@ -40,6 +40,8 @@ export class Follower {
   constructor(
     readonly conversationId: string,
     readonly caller: Caller,
+    /** The trace of the request that opened the stream: its lines carry it. */
+    private readonly traceId: string,
     private readonly reader: TranscriptReader,
     private readonly logger: Logger,
     private readonly keepAliveMs: number,
@@ -111,7 +113,7 @@ export class Follower {
       .catch((error: unknown) => {
         this.catchUpNeeded = true;
         this.logger.warn(
-          { err: error, conversation_id: this.conversationId },
+          { err: error, trace_id: this.traceId, conversation_id: this.conversationId },
           'follower could not read the transcript; retrying',
         );
       })

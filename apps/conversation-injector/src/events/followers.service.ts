@@ -34,11 +34,12 @@ export class FollowersService implements BeforeApplicationShutdown {
   ) {}
 
   /** A subscribed follower, not yet writing: the caller starts it once its response is ready. */
-  async follow(caller: Caller, conversationId: string, after: number | undefined): Promise<Follower> {
+  async follow(caller: Caller, conversationId: string, after: number | undefined, traceId: string): Promise<Follower> {
     if (this.stopping) throw unavailable();
     const follower = new Follower(
       conversationId,
       caller,
+      traceId,
       this.reader,
       this.logger,
       this.settings.sseKeepAliveMs,

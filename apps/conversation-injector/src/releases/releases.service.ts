@@ -100,7 +100,7 @@ export class ReleasesService {
     )) {
       if (earlier.release_index !== next) continue;
       this.logger.warn(
-        { conversation_id: conversationId, release_index: next },
+        { trace_id: earlier.trace_id, conversation_id: conversationId, release_index: next },
         'a release was never delivered; injected from the release stream',
       );
       await this.append(earlier);

@@ -183,6 +183,7 @@ export class SequencerService {
     if (state === held.state) return false;
     this.logger.warn(
       {
+        trace_id: end.event.trace_id,
         conversation_id: end.event.conversation_id,
         work_item_id: end.event.work_item_id,
         end_seq: end.seq,
