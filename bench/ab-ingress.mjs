@@ -1,7 +1,7 @@
 // `node bench/ab-ingress.mjs <other checkout>`: this checkout's ingress (B) against another
-// build of it (A, e.g. `git worktree add /tmp/a main && cd /tmp/a && npm run build`), both
-// on one broker and mesh, in closed loops alternated A B B A …, with the sequencer and the
-// injector paused. Prints each loop's rate and the ingress's CPU per callback, then the
+// build of it (A, e.g. `git worktree add /tmp/a main && cd /tmp/a && ln -s
+// "$OLDPWD/node_modules" && npm run build`), both on one broker and mesh, in closed loops
+// alternated A B B A …, with the sequencer and the injector paused. Prints each loop's rate and the ingress's CPU per callback, then the
 // medians. On a noisy machine two runs minutes apart differ by more than most changes;
 // alternating short loops on one mesh is what tells a few per cent (docs/benchmarks.md).
 import { fork } from 'node:child_process';
@@ -84,8 +84,9 @@ async function main() {
   for (let round_ = 0; round_ < ROUNDS; round_++) {
     for (const name of round_ % 2 === 0 ? ['A', 'B'] : ['B', 'A']) {
       const ingress = ingresses[name];
-      const cpuBefore = cpuMs(ingress.child.pid);
-      const run = await closedLoop(ingress.origin, requests.slice(sent));
+      let cpuBefore;
+      // Counted from the end of the load generator's warm-up (its health probes are not callbacks).
+      const run = await closedLoop(ingress.origin, requests.slice(sent), () => (cpuBefore = cpuMs(ingress.child.pid)));
       sent += run.results.length;
       const row = {
         per_s: round(run.accepted / run.seconds),
@@ -114,11 +115,11 @@ function cpuMs(pid) {
   return (procStats(pid).ticks * 1000) / CLOCK_TICKS;
 }
 
-async function closedLoop(origin, requests) {
+async function closedLoop(origin, requests, onWarmedUp) {
   const worker = track(fork(path.join(ROOT, 'bench/load-worker.mjs'), [], { stdio: 'ignore' }));
   worker.send({ kind: 'closed', origin, requests, durationMs: LOOP_MS, concurrency: 64 });
   const { results } = await new Promise((resolve) =>
-    worker.on('message', (message) => (message.warmedUp ? undefined : resolve(message))),
+    worker.on('message', (message) => (message.warmedUp ? onWarmedUp() : resolve(message))),
   );
   worker.kill();
   let firstSent = Infinity;
